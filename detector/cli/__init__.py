@@ -1,0 +1,1 @@
+"""L6: typer commands; the only place that reads the environment."""

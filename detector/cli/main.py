@@ -1,0 +1,32 @@
+"""The ``detector`` console command (typer). The only module that reads the environment."""
+
+from __future__ import annotations
+
+import typer
+
+from detector import __version__
+
+app = typer.Typer(
+    name="detector",
+    help="Streaming Sigma detection for CI/CD pipelines and container registries.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"detector {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Streaming Sigma detection for CI/CD pipelines and container registries."""
+
+
+# Subcommands register themselves below (one module per command group).

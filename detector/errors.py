@@ -1,0 +1,72 @@
+"""The error tree of detector.
+
+Every error raised on purpose derives from :class:`DetectorError`. Per-record errors
+(:class:`RecordError` and subclasses) carry the pipeline stage and a reason and end up
+in the dead-letter path; start-up errors (:class:`ConfigError`, :class:`RuleLoadError`)
+are collected and reported together; anything else is a bug and crashes the process
+so that Kafka redelivers.
+"""
+
+from __future__ import annotations
+
+
+class DetectorError(Exception):
+    """Base class of every error detector raises on purpose."""
+
+
+class ConfigError(DetectorError):
+    """Invalid configuration; the message says which setting and how to fix it."""
+
+
+class RecordError(DetectorError):
+    """A single input record could not be processed; it goes to the dead-letter path.
+
+    ``stage`` names the pipeline stage (``decode``, ``normalize``, ``detect``, ...)
+    and ``reason`` is a short machine-readable code such as ``invalid_json``.
+    """
+
+    stage = "record"
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class DecodeError(RecordError):
+    """Bytes could not be turned into a record (bad JSON/Avro, size, nesting, encoding)."""
+
+    stage = "decode"
+
+
+class NormalizeError(RecordError):
+    """A decoded record does not have the shape its source requires."""
+
+    stage = "normalize"
+
+
+class RuleError(DetectorError):
+    """A rule cannot be loaded or evaluated by the engine."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}: " if path and line else f"{path}: " if path else ""
+        super().__init__(f"{where}{message}")
+
+
+class RuleLoadError(DetectorError):
+    """One or more rules were rejected at load time; ``errors`` holds every one of them."""
+
+    def __init__(self, errors: list[RuleError]) -> None:
+        self.errors = errors
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(f"{len(errors)} rule error(s):\n{lines}")
+
+
+class SinkError(DetectorError):
+    """A sink could not make alerts durable; the batch is retried, offsets are not committed."""
+
+
+class SourceError(DetectorError):
+    """A source (Kafka, files) failed in a way the runner cannot recover from by retrying."""

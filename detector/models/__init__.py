@@ -1,0 +1,23 @@
+"""Data types and ports shared by every layer (L2 of DESIGN.md section 3)."""
+
+from detector.models.alerts import Alert, RuleInfo, alert_id
+from detector.models.deadletter import DeadLetter
+from detector.models.events import Event, LogSource
+from detector.models.matches import Match
+from detector.models.ports import Sink, Source, StateStore
+from detector.models.records import Origin, RawRecord
+
+__all__ = [
+    "Alert",
+    "DeadLetter",
+    "Event",
+    "LogSource",
+    "Match",
+    "Origin",
+    "RawRecord",
+    "RuleInfo",
+    "Sink",
+    "Source",
+    "StateStore",
+    "alert_id",
+]

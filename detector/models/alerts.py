@@ -1,0 +1,170 @@
+"""Alerts: what the engine emits and the sinks make durable."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Sigma levels to Kibana severities and risk scores.
+SEVERITY = {
+    "informational": ("low", 21),
+    "low": ("low", 21),
+    "medium": ("medium", 47),
+    "high": ("high", 73),
+    "critical": ("critical", 99),
+}
+
+
+class RuleInfo(BaseModel):
+    """The rule facts an alert carries (taken from the Sigma rule)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    level: str = "medium"
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    falsepositives: tuple[str, ...] = ()
+    type: str = "sigma"  # "sigma", or the correlation type such as "event_count"
+
+
+def alert_id(rule_id: str, *parts: str | int | float) -> str:
+    """Deterministic alert id: the same rule over the same evidence gives the same id.
+
+    Single-event alerts use ``(rule id, event id)``; correlation alerts use
+    ``(rule id, group key, window start)``. Re-delivery therefore never duplicates.
+    """
+    h = hashlib.sha256(rule_id.encode())
+    for part in parts:
+        h.update(b"\x1f")
+        h.update(str(part).encode())
+    return h.hexdigest()[:32]
+
+
+class Alert(BaseModel):
+    """One alert.
+
+    ``events`` holds the ECS documents of the source events (each with ``event.id``),
+    ``raw_events`` their native records; ``group`` is the correlation group key (empty
+    for single-event rules) and ``window_start``/``window_end`` the event-time window.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    timestamp: datetime
+    rule: RuleInfo
+    reason: str
+    events: tuple[dict[str, Any], ...] = ()
+    raw_events: tuple[dict[str, Any], ...] = ()
+    group: dict[str, str] = Field(default_factory=dict)
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    event_count: int = 1
+
+    @property
+    def severity(self) -> str:
+        """Kibana severity derived from the Sigma level."""
+        return SEVERITY.get(self.rule.level, ("medium", 47))[0]
+
+    @property
+    def event_ids(self) -> list[str]:
+        """The ``event.id`` of every source event, in order."""
+        ids: list[str] = []
+        for ev in self.events:
+            eid = ev.get("event", {}).get("id")
+            if isinstance(eid, str):
+                ids.append(eid)
+        return ids
+
+    def to_document(self) -> dict[str, Any]:
+        """The ECS alert document written to Elasticsearch/OpenSearch and JSON-lines files.
+
+        Source ECS fields of the first event are lifted to the top level so analysts can
+        filter on ``user.name`` or ``source.ip`` directly; the full evidence is under
+        ``kibana.alert.original_events`` (ECS) and ``detector.raw_events`` (native, stored
+        unindexed so attacker-chosen keys cannot explode the mapping).
+        """
+        severity, risk = SEVERITY.get(self.rule.level, ("medium", 47))
+        first = self.events[0] if self.events else {}
+        doc: dict[str, Any] = {
+            key: value
+            for key, value in first.items()
+            if key not in {"event", "@timestamp", "kibana", "detector", "rule"}
+        }
+        now = datetime.now(UTC).isoformat()
+        doc.update(
+            {
+                "@timestamp": self.timestamp.isoformat(),
+                "event": {
+                    "kind": "alert",
+                    "id": self.id,
+                    "severity": risk,
+                    "created": now,
+                    "reference": self.event_ids,
+                    "dataset": first.get("event", {}).get("dataset"),
+                },
+                "rule": {
+                    "id": self.rule.id,
+                    "uuid": self.rule.id,
+                    "name": self.rule.title,
+                    "description": self.rule.description,
+                    "ruleset": "sigma",
+                    "category": self.rule.type,
+                    "reference": list(self.rule.references),
+                },
+                "tags": list(self.rule.tags),
+                "threat": _threat(self.rule.tags),
+                "kibana": {
+                    "alert": {
+                        "uuid": self.id,
+                        "status": "active",
+                        "workflow_status": "open",
+                        "severity": severity,
+                        "risk_score": risk,
+                        "reason": self.reason,
+                        "start": self.timestamp.isoformat(),
+                        "original_time": first.get("@timestamp"),
+                        "rule": {
+                            "uuid": self.rule.id,
+                            "name": self.rule.title,
+                            "description": self.rule.description,
+                            "type": self.rule.type,
+                            "tags": list(self.rule.tags),
+                            "false_positives": list(self.rule.falsepositives),
+                            "references": list(self.rule.references),
+                        },
+                        "group": {"key": dict(self.group)} if self.group else {},
+                        "window": {
+                            "start": self.window_start.isoformat() if self.window_start else None,
+                            "end": self.window_end.isoformat() if self.window_end else None,
+                        },
+                        "event_count": self.event_count,
+                        "original_events": list(self.events),
+                    }
+                },
+                "detector": {"raw_events": list(self.raw_events)},
+            }
+        )
+        return doc
+
+
+def _threat(tags: tuple[str, ...]) -> list[dict[str, Any]]:
+    """ECS ``threat.*`` entries from Sigma ``attack.tNNNN`` tags."""
+    techniques = [t.split(".", 1)[1].upper() for t in tags if t.lower().startswith("attack.t")]
+    if not techniques:
+        return []
+    return [
+        {
+            "framework": "MITRE ATT&CK",
+            "technique": [
+                {"id": t, "reference": f"https://attack.mitre.org/techniques/{t.replace('.', '/')}/"}
+                for t in techniques
+            ],
+        }
+    ]

@@ -1,0 +1,43 @@
+"""Normalized events: ECS fields plus the native record they came from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from detector.models.records import Origin
+
+#: Source families (DESIGN.md section 2).
+FAMILIES = ("cloudtrail", "registry", "ci", "vault")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    """The Sigma log source of an event's native record, e.g. ``aws``/``cloudtrail``.
+
+    Native-field Sigma rules apply to events whose log source equals theirs; rules with
+    ``product: ecs`` apply to every event and read the normalized ECS fields.
+    """
+
+    product: str
+    service: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One normalized event.
+
+    ``ecs`` is the nested ECS document; ``raw`` the native record exactly as decoded
+    (after unwrapping envelopes such as ``Records[]`` or ``events[]``), which native-field
+    Sigma rules read. ``timestamp`` is the event time in epoch seconds and ``id`` a stable
+    identity (the source's own event id, else a content hash), used for alert ids.
+    """
+
+    id: str
+    timestamp: float
+    family: str
+    logsource: LogSource
+    ecs: dict[str, Any]
+    raw: Mapping[str, Any]
+    origin: Origin = field(default_factory=Origin)
