@@ -1,1 +1,1 @@
-"""sources layer."""
+"""L4 input adapters: Kafka consumers and files."""

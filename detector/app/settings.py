@@ -1,0 +1,144 @@
+"""Settings: pydantic-settings from ``DETECTOR_*`` environment variables and a YAML file.
+
+Nesting uses ``__`` (``DETECTOR_KAFKA__BOOTSTRAP_SERVERS``). Precedence, highest first:
+explicit arguments, environment, the YAML file (``--config`` or ``DETECTOR_CONFIG``), defaults.
+Every adapter owns its section; validation errors are collected and reported together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from detector.errors import ConfigError
+from detector.sinks.config import SinksConfig
+from detector.sources.kafka import KafkaSourceConfig
+
+SourceName = Literal["auto", "cloudtrail", "registry", "ci", "vault"]
+WireFormat = Literal["json", "avro"]
+
+
+class TopicConfig(BaseModel):
+    """How to read one topic: which source parser and which wire format."""
+
+    source: SourceName = "auto"
+    format: WireFormat = "json"
+
+
+class KafkaConfig(KafkaSourceConfig):
+    """The ``kafka`` section: consumer settings plus per-topic parsing and internal topics."""
+
+    topic_formats: dict[str, TopicConfig] = Field(default_factory=dict)
+    deadletter_topic: str = "detector-deadletter"
+
+
+class RulesConfig(BaseModel):
+    """The ``rules`` section: where rules live and engine options."""
+
+    paths: list[Path] = Field(default_factory=lambda: [Path("detections/rules")])
+    placeholders: dict[str, list[str]] = Field(default_factory=dict)
+    allowed_lateness_seconds: float = Field(default=60.0, ge=0)
+    max_groups_per_rule: int = Field(default=100_000, ge=1)
+
+
+class DecodeConfig(BaseModel):
+    """The ``decode`` section: limits applied to every incoming record."""
+
+    max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
+    schemas_dir: Path = Path("schemas")
+
+
+class HealthConfig(BaseModel):
+    """The ``health`` section: the HTTP endpoint for /healthz, /readyz and /metrics."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"  # noqa: S104 - inside a container the probe comes from outside
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class LogConfig(BaseModel):
+    """The ``log`` section."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class DetectorSettings(BaseSettings):
+    """All settings of a detector process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DETECTOR_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        yaml_file=None,
+    )
+
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    sinks: SinksConfig = Field(default_factory=SinksConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then environment, then the YAML file named in the model config."""
+        yaml_file = settings_cls.model_config.get("yaml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> DetectorSettings:
+    """Load and validate settings; every problem is reported at once as :class:`ConfigError`."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+
+    class _Settings(DetectorSettings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    try:
+        return _Settings(**overrides)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  - {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid configuration ({exc.error_count()} problem(s)); set them in the YAML file "
+            f"or as DETECTOR_<SECTION>__<KEY> environment variables:\n{problems}"
+        ) from exc
+
+
+def redacted(settings: DetectorSettings) -> dict[str, Any]:
+    """Settings as a JSON-ready dict with every secret replaced by ``"**********"``."""
+    redacted_value: dict[str, Any] = _redact(settings.model_dump(mode="python"))
+    return redacted_value
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********" if value.get_secret_value() else ""
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

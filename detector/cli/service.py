@@ -1,0 +1,46 @@
+"""``detector run`` and ``detector config show``: the streaming service and its settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import typer
+
+from detector.app.logging import configure_logging
+from detector.app.service import serve
+from detector.app.settings import load_settings, redacted
+from detector.errors import ConfigError, RuleLoadError
+
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+
+CONFIG_OPTION = typer.Option(
+    None, "--config", "-c", envvar="DETECTOR_CONFIG", help="YAML settings file."
+)
+
+
+def run_command(config: Path | None = CONFIG_OPTION) -> None:
+    """Consume Kafka, detect, write alerts to the configured sinks (until SIGTERM)."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log.level, settings.log.format)
+    try:
+        asyncio.run(serve(settings))
+    except (ConfigError, RuleLoadError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@config_app.command("show")
+def show_command(config: Path | None = CONFIG_OPTION) -> None:
+    """Print the effective settings as JSON, secrets redacted."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(redacted(settings), indent=2, default=str))
