@@ -70,3 +70,16 @@ class SinkError(DetectorError):
 
 class SourceError(DetectorError):
     """A source (Kafka, files) failed in a way the runner cannot recover from by retrying."""
+
+
+class AlertRejectedError(DetectorError):
+    """A sink stored every alert it could but refused some for good (e.g. a mapping error).
+
+    Not a :class:`SinkError`: retrying cannot help, so the runner dead-letters the
+    alerts named in ``rejected`` (alert id -> reason) and commits the batch.
+    """
+
+    def __init__(self, rejected: dict[str, str]) -> None:
+        self.rejected = dict(rejected)
+        first = next(iter(self.rejected.items()), ("", ""))
+        super().__init__(f"{len(self.rejected)} alert(s) rejected, e.g. {first[0]}: {first[1]}")
