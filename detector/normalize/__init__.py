@@ -1,1 +1,35 @@
-"""normalize layer."""
+"""normalize layer (L3): native records to ECS events, one module per source family.
+
+Pure and synchronous. Malformed records raise (or, through :class:`Normalizer`,
+return) :class:`detector.errors.NormalizeError`. The field contract is in
+``docs/mappings/`` and the lead's event contract.
+"""
+
+from detector.normalize.ci import normalize_ci, normalize_github, normalize_gitlab
+from detector.normalize.cloudtrail import ECR_OPERATIONS, normalize_cloudtrail
+from detector.normalize.normalizer import (
+    NORMALIZERS,
+    SOURCES,
+    Normalizer,
+    detect_family,
+    normalize_record,
+)
+from detector.normalize.registry import normalize_distribution, normalize_harbor, normalize_registry
+from detector.normalize.vault import normalize_vault
+
+__all__ = [
+    "ECR_OPERATIONS",
+    "NORMALIZERS",
+    "SOURCES",
+    "Normalizer",
+    "detect_family",
+    "normalize_ci",
+    "normalize_cloudtrail",
+    "normalize_distribution",
+    "normalize_github",
+    "normalize_gitlab",
+    "normalize_harbor",
+    "normalize_record",
+    "normalize_registry",
+    "normalize_vault",
+]

@@ -1,0 +1,277 @@
+"""Avro wire formats: Confluent framing and single-object encoding, through fastavro.
+
+Schemas follow the convention documented in ``schemas/README.md``: a few typed
+top-level fields named after native fields (``x-native`` renames one, e.g. to
+``@timestamp``), plus one string field marked ``"x-rest": true`` that holds the
+remaining native fields as a JSON object. Decoding rebuilds the native record, so the
+normalizers see the same shape whatever the wire format.
+
+Schemas hold only scalars and unions of scalars: a hostile Avro block count cannot
+make the reader loop, and the nested remainder goes through the JSON size and depth
+limits.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastavro
+import orjson
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+
+from detector.decode.jsonwire import decode_json
+from detector.decode.limits import DecodeLimits
+from detector.errors import DecodeError
+
+#: First byte of the Confluent wire format, followed by a 4-byte big-endian schema id.
+CONFLUENT_MAGIC = 0
+#: Marker of Avro single-object encoding, followed by the 8-byte CRC-64-AVRO fingerprint.
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+#: Header of an Avro object container file.
+CONTAINER_MAGIC = b"Obj\x01"
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "long": (int,),
+    "int": (int,),
+    "boolean": (bool,),
+    "double": (float, int),
+    "float": (float, int),
+}
+_DEFAULT_LIMITS = DecodeLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    avro: str
+    native: str
+    types: tuple[type, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AvroSchema:
+    """One versioned family schema (``<family>.v<N>``) with its native-field mapping."""
+
+    family: str
+    version: int
+    definition: Mapping[str, Any]
+    parsed: Any = field(repr=False)
+    fingerprint: bytes
+    fields: tuple[_Field, ...] = field(repr=False)
+    rest_field: str | None
+
+    @property
+    def name(self) -> str:
+        """The versioned name, e.g. ``cloudtrail.v2``."""
+        return f"{self.family}.v{self.version}"
+
+    @classmethod
+    def from_definition(
+        cls, family: str, version: int, definition: Mapping[str, Any]
+    ) -> AvroSchema:
+        """Build from a parsed ``.avsc`` object; ``ValueError`` if it breaks the convention."""
+        parsed = parse_schema(dict(definition))
+        canonical = to_parsing_canonical_form(parsed)
+        fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+        fields: list[_Field] = []
+        rest: str | None = None
+        for spec in definition.get("fields", []):
+            name = spec["name"]
+            if spec.get("x-rest"):
+                rest = name
+                continue
+            branches = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+            types: tuple[type, ...] = ()
+            for branch in branches:
+                if branch == "null":
+                    continue
+                if not isinstance(branch, str) or branch not in _PY_TYPES:
+                    raise ValueError(f"{family}.v{version}: field {name!r} is not a scalar")
+                types += _PY_TYPES[branch]
+            fields.append(_Field(name, spec.get("x-native", name), types))
+        return cls(family, version, definition, parsed, fp, tuple(fields), rest)
+
+    def to_avro(self, native: Mapping[str, Any]) -> dict[str, Any]:
+        """Split a native record into this schema's typed fields and the JSON remainder."""
+        out: dict[str, Any] = {}
+        rest = dict(native)
+        for f in self.fields:
+            value = rest.get(f.native)
+            if (
+                value is not None
+                and isinstance(value, f.types)
+                and not (isinstance(value, bool) and bool not in f.types)
+            ):
+                out[f.avro] = value
+                del rest[f.native]
+            else:
+                out[f.avro] = None
+        if self.rest_field is not None:
+            out[self.rest_field] = orjson.dumps(rest).decode()
+        return out
+
+    def to_native(
+        self, record: Mapping[str, Any], limits: DecodeLimits = _DEFAULT_LIMITS
+    ) -> dict[str, Any]:
+        """Rebuild the native record from a decoded Avro record."""
+        native: dict[str, Any] = {}
+        if self.rest_field is not None:
+            text = record.get(self.rest_field)
+            if text:
+                rest = decode_json(text.encode(), limits)
+                if not isinstance(rest, dict):
+                    raise DecodeError("invalid_avro", f"{self.rest_field} is not a JSON object")
+                native = rest
+        for f in self.fields:
+            value = record.get(f.avro)
+            if value is not None:
+                native[f.native] = value
+        return native
+
+
+class SchemaStore:
+    """Local schemas by Confluent id and by fingerprint; reads resolve to the newest version.
+
+    ``schemas`` are all known versions; ``ids`` maps Confluent schema ids to versioned
+    names (``cloudtrail.v1``). Building the store does no I/O: the app layer reads the
+    ``schemas/`` directory and passes the parsed definitions in.
+    """
+
+    def __init__(self, schemas: list[AvroSchema], ids: Mapping[int, str]) -> None:
+        by_name = {s.name: s for s in schemas}
+        self._by_id: dict[int, AvroSchema] = {}
+        for sid, name in ids.items():
+            if name not in by_name:
+                raise ValueError(f"schema id {sid} names unknown schema {name!r}")
+            self._by_id[sid] = by_name[name]
+        self._by_fp = {s.fingerprint: s for s in schemas}
+        self._latest: dict[str, AvroSchema] = {}
+        for s in schemas:
+            cur = self._latest.get(s.family)
+            if cur is None or s.version > cur.version:
+                self._latest[s.family] = s
+        self.schemas = tuple(schemas)
+
+    def by_id(self, schema_id: int) -> AvroSchema | None:
+        """The schema registered under a Confluent id, or ``None``."""
+        return self._by_id.get(schema_id)
+
+    def by_fingerprint(self, fp: bytes) -> AvroSchema | None:
+        """The schema with this CRC-64-AVRO fingerprint (8 bytes as on the wire), or ``None``."""
+        return self._by_fp.get(fp)
+
+    def latest(self, family: str) -> AvroSchema:
+        """The newest version of a family, used as reader schema."""
+        return self._latest[family]
+
+    def id_of(self, schema: AvroSchema) -> int:
+        """The Confluent id of ``schema``; ``KeyError`` if it has none."""
+        for sid, s in self._by_id.items():
+            if s is schema:
+                return sid
+        raise KeyError(schema.name)
+
+
+class AvroDecoder:
+    """Decodes Confluent-framed or single-object Avro messages into native records."""
+
+    def __init__(self, store: SchemaStore, limits: DecodeLimits = _DEFAULT_LIMITS) -> None:
+        self.store = store
+        self.limits = limits
+
+    def decode(self, value: bytes) -> dict[str, Any]:
+        """One message to its native record; raise :class:`DecodeError` on any bad input.
+
+        Reasons: ``empty``, ``too_large``, ``unknown_framing``, ``truncated_avro``,
+        ``unknown_schema_id``, ``unknown_schema_fingerprint``, ``invalid_avro``,
+        ``invalid_utf8``, ``trailing_bytes`` (and the JSON reasons for the remainder).
+        """
+        size = len(value)
+        if size == 0:
+            raise DecodeError("empty", "zero-length record")
+        if size > self.limits.max_bytes:
+            raise DecodeError("too_large", f"{size} bytes > limit {self.limits.max_bytes}")
+        if value[0] == CONFLUENT_MAGIC:
+            if size < 5:
+                raise DecodeError("truncated_avro", "Confluent header shorter than 5 bytes")
+            schema_id = int.from_bytes(value[1:5], "big")
+            writer = self.store.by_id(schema_id)
+            if writer is None:
+                raise DecodeError("unknown_schema_id", f"schema id {schema_id}")
+            body = value[5:]
+        elif value[:2] == SINGLE_OBJECT_MAGIC:
+            if size < 10:
+                raise DecodeError("truncated_avro", "single-object header shorter than 10 bytes")
+            fp = bytes(value[2:10])
+            writer = self.store.by_fingerprint(fp)
+            if writer is None:
+                raise DecodeError("unknown_schema_fingerprint", f"fingerprint {fp.hex()}")
+            body = value[10:]
+        else:
+            raise DecodeError("unknown_framing", f"first bytes {bytes(value[:2]).hex()}")
+        return self.decode_body(body, writer)
+
+    def decode_body(self, body: bytes, writer: AvroSchema) -> dict[str, Any]:
+        """Decode an unframed Avro body written with ``writer`` into the native record."""
+        reader = self.store.latest(writer.family)
+        buf = io.BytesIO(body)
+        try:
+            record = fastavro.schemaless_reader(buf, writer.parsed, reader.parsed)
+        except EOFError:
+            raise DecodeError("truncated_avro", f"body ends early ({len(body)} bytes)") from None
+        except UnicodeDecodeError as exc:
+            raise DecodeError("invalid_utf8", str(exc)) from None
+        except Exception as exc:
+            # fastavro signals corrupt input with assorted built-in exceptions
+            # (ValueError, IndexError, struct.error, ...); all mean the same here.
+            if "unpack requires" in str(exc) or "buffer" in str(exc):
+                raise DecodeError("truncated_avro", str(exc)) from None
+            raise DecodeError("invalid_avro", f"{type(exc).__name__}: {exc}") from None
+        if buf.tell() != len(body):
+            raise DecodeError("trailing_bytes", f"{len(body) - buf.tell()} bytes after the record")
+        if not isinstance(record, dict):
+            raise DecodeError("invalid_avro", "not a record")
+        return reader.to_native(record, self.limits)
+
+
+def read_container(data: bytes, limits: DecodeLimits = _DEFAULT_LIMITS) -> Iterator[dict[str, Any]]:
+    """Native records of an Avro object container file written with a family schema.
+
+    The embedded writer schema carries the ``x-native``/``x-rest`` convention.
+    Raise :class:`DecodeError` if the file or a record is unreadable.
+    """
+    try:
+        reader = fastavro.reader(io.BytesIO(data))
+        definition = orjson.loads(reader.metadata["avro.schema"])
+        schema = AvroSchema.from_definition("container", 1, definition)
+        for record in reader:
+            if not isinstance(record, dict):
+                raise DecodeError("invalid_avro", "container holds non-record values")
+            yield schema.to_native(record, limits)
+    except DecodeError:
+        raise
+    except EOFError:
+        raise DecodeError("truncated_avro", "container ends early") from None
+    except Exception as exc:
+        raise DecodeError("invalid_avro", f"{type(exc).__name__}: {exc}") from None
+
+
+def encode_confluent(native: Mapping[str, Any], schema: AvroSchema, schema_id: int) -> bytes:
+    """Encode a native record in the Confluent wire format (for producers, tests, benches)."""
+    buf = io.BytesIO()
+    buf.write(bytes([CONFLUENT_MAGIC]))
+    buf.write(schema_id.to_bytes(4, "big"))
+    fastavro.schemaless_writer(buf, schema.parsed, schema.to_avro(native))
+    return buf.getvalue()
+
+
+def encode_single_object(native: Mapping[str, Any], schema: AvroSchema) -> bytes:
+    """Encode a native record with Avro single-object encoding."""
+    buf = io.BytesIO()
+    buf.write(SINGLE_OBJECT_MAGIC)
+    buf.write(schema.fingerprint)
+    fastavro.schemaless_writer(buf, schema.parsed, schema.to_avro(native))
+    return buf.getvalue()

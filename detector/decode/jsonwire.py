@@ -1,0 +1,44 @@
+"""JSON wire format: bytes to Python objects with orjson, under size and depth limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from detector.decode.depth import exceeds_depth
+from detector.decode.limits import DecodeLimits
+from detector.errors import DecodeError
+
+_DEFAULT_LIMITS = DecodeLimits()
+
+
+def decode_json(
+    value: bytes | bytearray | memoryview, limits: DecodeLimits = _DEFAULT_LIMITS
+) -> Any:
+    """Parse one JSON document.
+
+    Raises :class:`DecodeError` with reason ``empty``, ``too_large``, ``invalid_utf8``
+    (invalid UTF-8 or lone surrogates, raw or escaped), ``invalid_json`` or ``too_deep``.
+    """
+    size = len(value)
+    if size == 0:
+        raise DecodeError("empty", "zero-length record")
+    if size > limits.max_bytes:
+        raise DecodeError("too_large", f"{size} bytes > limit {limits.max_bytes}")
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        msg = str(exc)
+        if "depth limit" in msg:
+            raise DecodeError("too_deep", f"nesting > {limits.max_depth}") from None
+        if "UTF-8" in msg or "surrogate" in msg:
+            raise DecodeError("invalid_utf8", msg) from None
+        raise DecodeError("invalid_json", msg) from None
+    # Cheap upper bound first: depth can never exceed the number of opening brackets,
+    # so most records skip the walk over the parsed value.
+    raw = value if type(value) is bytes else bytes(value)
+    max_depth = limits.max_depth
+    if raw.count(b"{") + raw.count(b"[") > max_depth and exceeds_depth(doc, max_depth):
+        raise DecodeError("too_deep", f"nesting > {limits.max_depth}")
+    return doc

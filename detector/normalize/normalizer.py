@@ -1,0 +1,149 @@
+"""Envelope unwrapping, family detection and dispatch to the family normalizers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from detector.errors import NormalizeError
+from detector.models import Event, Origin
+from detector.normalize.ci import is_github, is_gitlab, normalize_ci
+from detector.normalize.cloudtrail import normalize_cloudtrail, unwrap_cloudtrail
+from detector.normalize.fields import NO_ORIGIN
+from detector.normalize.registry import is_distribution, is_harbor, normalize_registry
+from detector.normalize.vault import is_vault, normalize_vault
+
+#: Accepted values of ``--source``: a family name or ``auto``.
+SOURCES = ("auto", "cloudtrail", "registry", "ci", "vault")
+
+RecordNormalizer = Callable[[Mapping[str, Any], Origin], Event]
+
+NORMALIZERS: dict[str, RecordNormalizer] = {
+    "cloudtrail": normalize_cloudtrail,
+    "registry": normalize_registry,
+    "ci": normalize_ci,
+    "vault": normalize_vault,
+}
+
+_UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
+
+
+def detect_family(record: Mapping[str, Any]) -> str:
+    """The source family of one native record, from its shape alone.
+
+    Raise :class:`NormalizeError` (``unknown_source``) if no family fits.
+    """
+    if "eventSource" in record and "eventName" in record:
+        return "cloudtrail"
+    if is_vault(record):
+        return "vault"
+    if is_distribution(record) or is_harbor(record):
+        return "registry"
+    if is_gitlab(record) or is_github(record):
+        return "ci"
+    raise NormalizeError("unknown_source", "record matches no known source family")
+
+
+class Normalizer:
+    """Turns one decoded document into events, one per native record it holds.
+
+    ``source`` is a family name or ``auto``. Envelopes are unwrapped first (CloudTrail
+    ``Records[]`` and EventBridge ``detail``, Distribution ``events[]``, top-level JSON
+    arrays such as REST exports); each record then normalizes on its own, so one bad
+    record of an envelope yields one error and the rest still yield events.
+    """
+
+    __slots__ = ("_fixed", "source")
+
+    def __init__(self, source: str = "auto") -> None:
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+        self.source = source
+        self._fixed = NORMALIZERS.get(source)
+
+    def normalize(
+        self, doc: Any, origin: Origin = NO_ORIGIN
+    ) -> tuple[list[Event], list[NormalizeError]]:
+        """Events and per-record errors of one decoded document; never raises for bad data."""
+        events: list[Event] = []
+        errors: list[NormalizeError] = []
+        fixed = self._fixed
+        if (
+            type(doc) is dict
+            and fixed is not None
+            and "Records" not in doc
+            and "detail" not in doc
+            and "events" not in doc
+        ):
+            # Fast path: a single record of a known family.
+            try:
+                events.append(fixed(doc, origin))
+            except NormalizeError as exc:
+                errors.append(exc)
+            except _UNEXPECTED as exc:
+                errors.append(NormalizeError("invalid_record", f"{type(exc).__name__}: {exc}"))
+            return events, errors
+        try:
+            items = self._unwrap(doc, "", 0)
+        except NormalizeError as exc:
+            return events, [exc]
+        if not items:
+            # Nothing may vanish silently: an empty envelope is answered too.
+            return events, [NormalizeError("empty_envelope", "the document holds no records")]
+        for location, record, family in items:
+            try:
+                if type(record) is not dict:
+                    raise NormalizeError("wrong_type", "record: expected a JSON object")
+                normalize = fixed or NORMALIZERS[family or detect_family(record)]
+                events.append(normalize(record, origin))
+            except NormalizeError as exc:
+                errors.append(_located(exc, location))
+            except _UNEXPECTED as exc:
+                # A shape the normalizers did not foresee: dead-letter it rather than
+                # crash the consumer, which would redeliver the same record forever.
+                errors.append(
+                    _located(
+                        NormalizeError("invalid_record", f"{type(exc).__name__}: {exc}"), location
+                    )
+                )
+        return events, errors
+
+    def _unwrap(self, doc: Any, prefix: str, level: int) -> list[tuple[str, Any, str | None]]:
+        """(location, record, family known from the envelope) for each record of ``doc``."""
+        if type(doc) is list:
+            if level > 0:
+                return [(prefix, doc, None)]
+            out: list[tuple[str, Any, str | None]] = []
+            for i, item in enumerate(doc):
+                out.extend(self._unwrap(item, f"{prefix}[{i}]", level + 1))
+            return out
+        if type(doc) is not dict:
+            raise NormalizeError("wrong_type", f"{prefix or 'document'}: expected a JSON object")
+        if self.source in ("auto", "cloudtrail"):
+            records = unwrap_cloudtrail(doc)
+            if records is not None:
+                return [
+                    (f"{prefix}.{loc}" if prefix else loc, r, "cloudtrail") for loc, r in records
+                ]
+        if self.source in ("auto", "registry"):
+            events = doc.get("events")
+            # GitHub events may carry an ``events`` list too; an envelope has no ``action``.
+            if type(events) is list and "action" not in doc:
+                where = f"{prefix}.events" if prefix else "events"
+                return [(f"{where}[{i}]", e, "registry") for i, e in enumerate(events)]
+        return [(prefix, doc, None)]
+
+
+def _located(exc: NormalizeError, location: str) -> NormalizeError:
+    """The error with the record's place in its envelope prefixed to the detail."""
+    if not location:
+        return exc
+    return NormalizeError(exc.reason, f"{location}: {exc.detail}" if exc.detail else location)
+
+
+def normalize_record(
+    record: Mapping[str, Any], family: str | None = None, origin: Origin = NO_ORIGIN
+) -> Event:
+    """One native record (no envelope) to an event; raise :class:`NormalizeError` if malformed."""
+    fn = NORMALIZERS[family or detect_family(record)]
+    return fn(record, origin)
