@@ -1,0 +1,462 @@
+"""``detector rules``: validate, test, convert, explain and list Sigma rules.
+
+Exit codes: 0 success; 1 validation or test failures (or, for ``explain``, no match);
+2 usage errors (bad option, missing path). Tables go to stdout, problems to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from detector.app.authoring import (
+    DEFAULT_PIPELINES,
+    DEFAULT_RULES,
+    Conversion,
+    RuleExplanation,
+    attack_technique_names,
+    case_diff,
+    case_roots,
+    convert,
+    explain_record,
+    junit_xml,
+    load_pipeline,
+    resolve_rule,
+    rule_rows,
+    run_rule_tests,
+    validate,
+)
+from detector.app.ruletest import TestReport
+from detector.detect import Explanation, load_rules
+from detector.normalize import SOURCES
+
+app = typer.Typer(
+    help="Author Sigma rules: validate, test, convert to Elasticsearch, explain, list.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Format(StrEnum):
+    """Output of ``validate`` and ``list``."""
+
+    table = "table"
+    json = "json"
+
+
+class QueryFormat(StrEnum):
+    """Output of ``convert`` for the query targets (``kibana`` is always NDJSON)."""
+
+    text = "text"
+    json = "json"
+
+
+class Target(StrEnum):
+    """Conversion targets of pySigma's Elasticsearch backend."""
+
+    lucene = "lucene"
+    esql = "esql"
+    eql = "eql"
+    kibana = "kibana"
+
+
+def _usage(message: str, hint: str | None = None) -> typer.BadParameter:
+    """A usage error (exit 2) with typer's formatting."""
+    return typer.BadParameter(message, param_hint=hint)
+
+
+def _existing(paths: list[Path], hint: str) -> list[Path]:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise _usage(f"no such file or directory: {', '.join(missing)}", hint)
+    return paths
+
+
+def _json(data: Any) -> None:
+    """JSON on stdout, unstyled (safe to pipe)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------------------
+# validate
+# --------------------------------------------------------------------------------------
+
+
+@app.command("validate")
+def validate_command(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", "-f", help="table (one 'file:line: problem' row each) or json."),
+    ] = Format.table,
+) -> None:
+    """Report everything pySigma and the engine reject, all at once, with file:line.
+
+    Errors reject a rule (it would not run); warnings are pySigma validator findings
+    that do not. Exit 1 when any rule or file is rejected.
+    """
+    targets = _existing(paths or [DEFAULT_RULES], "DIR")
+    result = validate(targets)
+    if fmt is Format.json:
+        _json(result.to_dict())
+    else:
+        # One ``file:line: severity: message`` row per problem, never wrapped: editors and
+        # CI annotations pick the location up, and long paths stay intact.
+        for p in result.problems:
+            colour = "red" if p.severity == "error" else "yellow"
+            out.print(
+                f"{escape(p.location)}: [{colour}]{p.severity}[/{colour}]: {escape(p.message)}"
+            )
+        out.print(
+            f"{result.loaded} rule(s) loaded ({result.detections} detection, "
+            f"{result.correlations} correlation), {len(result.errors)} rejected, "
+            f"{len(result.warnings)} warning(s)"
+        )
+    raise typer.Exit(0 if result.ok else 1)
+
+
+# --------------------------------------------------------------------------------------
+# list
+# --------------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_command(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
+        ),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+) -> None:
+    """List the loaded rules: id, title, level, log source, tags and type.
+
+    Type is ``sigma``, ``first-seen`` or the correlation type. Rejected rules are not
+    listed (their count goes to stderr; see ``detector rules validate``).
+    """
+    targets = _existing(paths or [DEFAULT_RULES], "DIR")
+    ruleset = load_rules(targets)
+    rows = rule_rows(ruleset)
+    if fmt is Format.json:
+        _json([r.to_dict() for r in rows])
+    else:
+        table = Table("id", "title", "level", "log source", "type", "tags", title="Rules")
+        for r in rows:
+            table.add_row(
+                r.id,
+                escape(r.title),
+                r.level,
+                escape(r.logsource),
+                r.type,
+                escape(", ".join(r.tags)),
+            )
+        out.print(table)
+        out.print(f"{len(rows)} rule(s)")
+    if ruleset.errors:
+        err.print(
+            f"[yellow]{len(ruleset.errors)} rule(s) or file(s) rejected; "
+            "run 'detector rules validate' for details[/yellow]"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# test
+# --------------------------------------------------------------------------------------
+
+
+def _print_report(report: TestReport) -> None:
+    for problem in report.load_errors:
+        err.print(f"[red]load error[/red] {escape(problem)}")
+    if report.results:
+        table = Table("result", "test file", "case", title="Rule test cases")
+        for r in report.results:
+            verdict = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
+            table.add_row(verdict, escape(r.case.file), escape(r.case.name))
+        out.print(table)
+    for result in report.failed:
+        # Plain lines, not a table: rule names are long and must stay greppable.
+        out.print(f"[red bold]FAIL[/red bold] {escape(result.case.label)}")
+        for d in case_diff(result):
+            out.print(
+                f"  {escape(d.rule)}: expected [green]{d.expected}[/green] alert(s), "
+                f"got [red]{d.actual}[/red]"
+            )
+            for reason in d.reasons:
+                out.print(f"    [dim]- {escape(reason)}[/dim]")
+        for problem in result.errors:
+            out.print(f"  [red]error[/red] {escape(problem)}")
+    passed = sum(r.passed for r in report.results)
+    colour = "green" if report.passed else "red"
+    out.print(
+        f"[{colour}]{passed}/{len(report.results)} case(s) passed, "
+        f"{len(report.failed)} failed, {len(report.load_errors)} load error(s)[/{colour}]"
+    )
+
+
+@app.command("test")
+def test_command(
+    target: Annotated[
+        Path,
+        typer.Argument(
+            metavar="[DIR|FILE]",
+            help=(
+                "Rules directory or file (test cases from the mirrored tests tree), "
+                "or a tests directory or file."
+            ),
+        ),
+    ] = DEFAULT_RULES,
+    tests: Annotated[
+        Path | None,
+        typer.Option(
+            "--tests", "-t", help="Test cases (default: mirror of DIR, rules/ -> tests/)."
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write a JUnit XML report here.")
+    ] = None,
+) -> None:
+    """Run the rule test cases and show expected versus actual alerts of failing cases.
+
+    Every case runs its native records through normalize, detect and correlate with only
+    its own rule file loaded. Exit 1 when a case fails or a rule/test file cannot load.
+    """
+    _existing([target], "DIR")
+    try:
+        rules_root, tests_root = case_roots(target, tests)
+    except ValueError as exc:
+        raise _usage(str(exc), "DIR") from None
+    if not tests_root.exists():
+        raise _usage(f"no test cases at {tests_root}", "--tests")
+    if not rules_root.exists():
+        raise _usage(f"no rules at {rules_root}", "DIR")
+    report = run_rule_tests(rules_root, tests_root)
+    _print_report(report)
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit_xml(report).write(junit, encoding="utf-8", xml_declaration=True)
+        err.print(f"JUnit report written to {escape(str(junit))}")
+    raise typer.Exit(0 if report.passed else 1)
+
+
+# --------------------------------------------------------------------------------------
+# convert
+# --------------------------------------------------------------------------------------
+
+
+def _conversion_summary(conversion: Conversion) -> None:
+    for s in conversion.skipped:
+        colour = "red" if s.error else "yellow"
+        label = "failed" if s.error else "skipped"
+        what = f"{s.title} ({s.id})" if s.id else (s.path or "")
+        err.print(
+            f"[{colour}]{label}[/{colour}] {escape(f'[{s.type}]')} {escape(what)}: "
+            + escape(s.reason)
+        )
+    queries = sum(len(c.queries) for c in conversion.converted)
+    err.print(
+        f"{len(conversion.converted)} rule(s) converted to {conversion.target} "
+        f"({queries} quer{'y' if queries == 1 else 'ies'}), "
+        f"{len(conversion.skipped_correlations)} correlation(s) skipped, "
+        f"{len(conversion.failed)} failed"
+    )
+
+
+@app.command("convert")
+def convert_command(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
+        ),
+    ] = None,
+    *,
+    target: Annotated[
+        Target,
+        typer.Option(
+            "--target",
+            "-t",
+            help="lucene, esql, eql, or kibana (Kibana Security rules as importable NDJSON).",
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    pipelines: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--pipeline",
+            "-p",
+            help=(
+                "pySigma processing pipeline YAML file or directory, repeatable "
+                f"(default {DEFAULT_PIPELINES} when it exists)."
+            ),
+        ),
+    ] = None,
+    index: Annotated[
+        list[str] | None,
+        typer.Option("--index", help="Index pattern the queries search, repeatable."),
+    ] = None,
+    fmt: Annotated[
+        QueryFormat,
+        typer.Option("--format", "-f", help="text or json (ignored for kibana: NDJSON)."),
+    ] = QueryFormat.text,
+    attack_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--attack-data",
+            exists=True,
+            dir_okay=False,
+            help="MITRE ATT&CK STIX bundle for technique names in Kibana rules (offline).",
+        ),
+    ] = None,
+) -> None:
+    """Convert rules to Elasticsearch queries with pySigma's Elasticsearch backend.
+
+    The project's processing pipelines map each log source's native field names to ECS,
+    so the queries search our ECS documents. Correlations convert where the backend can
+    (ES|QL, EQL); otherwise they are listed as skipped with the reason. Exit 1 when a
+    rule fails to convert (skipped correlations are not failures).
+    """
+    targets = _existing(paths or [DEFAULT_RULES], "DIR")
+    chosen = pipelines or ([DEFAULT_PIPELINES] if DEFAULT_PIPELINES.exists() else [])
+    try:
+        pipeline = load_pipeline(chosen)
+    except ValueError as exc:
+        raise _usage(str(exc), "--pipeline") from None
+    if not chosen:
+        err.print(
+            f"[yellow]no processing pipeline ({DEFAULT_PIPELINES} not found): "
+            "field names are left as the rules write them[/yellow]"
+        )
+    names = attack_technique_names(attack_data) if attack_data is not None else None
+    conversion = convert(
+        targets, target.value, pipeline, index_names=tuple(index or ()), attack_names=names
+    )
+    text = conversion.render(fmt.value)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    _conversion_summary(conversion)
+    raise typer.Exit(1 if conversion.failed else 0)
+
+
+# --------------------------------------------------------------------------------------
+# explain
+# --------------------------------------------------------------------------------------
+
+
+def _explanation_tree(ex: Explanation, label: str) -> Tree:
+    verdict = "[green]MATCH[/green]" if ex.matched else "[red]no match[/red]"
+    tree = Tree(f"{label}{escape(ex.title)} ({ex.rule_id}): {verdict}")
+    if not ex.applies:
+        tree.add("[yellow]the rule does not apply to this event's log source[/yellow]")
+    tree.add("condition: " + escape(" | ".join(ex.condition)))
+    for sel in ex.selections:
+        mark = "[green]held[/green]" if sel.matched else "[red]did not hold[/red]"
+        branch = tree.add(f"{escape(sel.name)}: {mark}")
+        for item in sel.items:
+            key = (item.field or "<keyword>") + "".join(f"|{m}" for m in item.modifiers)
+            # ``explain`` renders a missing field as a bare <absent> (a string would be quoted)
+            actual = repr(item.actual)
+            shown = "[dim]absent[/dim]" if actual == "<absent>" else escape(actual)
+            tick = "[green]✓[/green]" if item.matched else "[red]✗[/red]"
+            node = branch.add(f"{tick} {escape(key)}")
+            node.add(f"expected: {escape(str(list(item.values)))}")
+            node.add(f"actual: {shown}")
+    return tree
+
+
+def _read_document(event: str) -> Any:
+    if event == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(event)
+        if not path.is_file():
+            raise _usage(f"{event}: no such file", "EVENT")
+        text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _usage(f"{event}: not a JSON document: {exc}", "EVENT") from None
+
+
+def _print_explanation(result: RuleExplanation) -> None:
+    for problem in result.errors:
+        err.print(f"[red]{escape(problem)}[/red]")
+    header = f"{result.title} ({result.rule_id}) [{result.type}]"
+    if result.type not in ("sigma", "first-seen"):
+        out.print(
+            f"{escape(header)}: a correlation is stateful; explaining the detection rules it "
+            "references (use 'detector rules test' for the correlation itself)"
+        )
+    elif result.type == "first-seen":
+        out.print(
+            f"{escape(header)}: a match is a candidate; it alerts only for a term not seen before"
+        )
+    many = result.events > 1
+    per_event = max(1, len(result.explanations) // max(1, result.events))
+    for i, ex in enumerate(result.explanations):
+        label = f"event {i // per_event + 1}: " if many else ""
+        out.print(_explanation_tree(ex, label), soft_wrap=False)
+
+
+@app.command("explain")
+def explain_command(
+    rule: Annotated[
+        str, typer.Argument(help="Rule id, name, title, or rule file path.", metavar="RULE")
+    ],
+    event: Annotated[
+        str,
+        typer.Argument(
+            help="File with one native record (JSON), or '-' for stdin.", metavar="EVENT"
+        ),
+    ],
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--rules", "-r", help=f"Rule files or directories to load (default {DEFAULT_RULES})."
+        ),
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--source", "-s", help=f"Source family: {', '.join(SOURCES)}.")
+    ] = "auto",
+) -> None:
+    """Show which selections and detection items of RULE matched EVENT, and why.
+
+    Each item shows its field, modifiers, expected values and the event's actual value.
+    Exit 0 when the rule matched, 1 when it did not, 2 on usage errors.
+    """
+    if source not in SOURCES:
+        raise _usage(f"expected one of {', '.join(SOURCES)}", "--source")
+    rule_paths = _existing(rules or [DEFAULT_RULES], "--rules")
+    document = _read_document(event)
+    try:
+        ruleset, key = resolve_rule(rule, rule_paths)
+    except LookupError as exc:
+        raise _usage(str(exc), "RULE") from None
+    result = explain_record(ruleset, key, document, source)
+    if not result.explanations:
+        problems = "; ".join(result.errors) or "no record in the document"
+        raise _usage(f"{event}: nothing to explain: {problems}", "EVENT")
+    _print_explanation(result)
+    raise typer.Exit(0 if result.matched else 1)
