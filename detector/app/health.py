@@ -37,7 +37,7 @@ class HealthState:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Probes every few seconds would flood the log; metrics cover them."""
 
 

@@ -56,11 +56,12 @@ def build_sinks(config: SinksConfig) -> list[Sink]:
     """Every configured alert sink (at least one is required)."""
     sinks: list[Sink] = []
     if config.elasticsearch is not None:
-        from detector.sinks.elasticsearch import ElasticsearchSink
+        # Imported on demand: a process loads only the search client it is configured for.
+        from detector.sinks.elasticsearch import ElasticsearchSink  # noqa: PLC0415
 
         sinks.append(ElasticsearchSink(config.elasticsearch))
     if config.opensearch is not None:
-        from detector.sinks.opensearch import OpenSearchSink
+        from detector.sinks.opensearch import OpenSearchSink  # noqa: PLC0415
 
         sinks.append(OpenSearchSink(config.opensearch))
     if config.jsonl is not None:
@@ -98,6 +99,8 @@ async def serve(settings: DetectorSettings, ruleset: RuleSet | None = None) -> N
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.stop)
-        log.info("detector_started", rules=len(ruleset.rules), correlations=len(ruleset.correlations))
+        log.info(
+            "detector_started", rules=len(ruleset.rules), correlations=len(ruleset.correlations)
+        )
         await runner.run()
         log.info("detector_stopped", batches=runner.batches)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import orjson
 import typer
@@ -17,28 +18,36 @@ from detector.detect import RuleSet, load_rules
 from detector.models import Alert
 
 err = Console(stderr=True)
-out = Console()
+# Piped output (CI logs, files) gets a width that fits rule titles instead of rich's 80.
+out = Console() if Console().is_terminal else Console(width=140)
 
 SOURCES = ("auto", "cloudtrail", "registry", "ci", "vault")
 
 
 def replay_command(
-    paths: list[Path] = typer.Argument(
-        ..., exists=True, help="Log files or directories (JSON lines, S3-delivery JSON, .gz)."
-    ),
-    rules: list[Path] = typer.Option(
-        [Path("detections/rules")], "--rules", "-r", exists=True, help="Rule file or directory."
-    ),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write alerts as JSON lines (ECS alert documents) here."
-    ),
-    source: str = typer.Option("auto", help=f"Source parser: {'|'.join(SOURCES)}."),
-    max_rows: int = typer.Option(50, help="Alerts shown in the table (all go to --output)."),
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True, help="Log files or directories (JSON lines, S3-delivery JSON, .gz)."
+        ),
+    ],
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", "-r", exists=True, help="Rule file or directory (repeatable)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write alerts as JSON lines (ECS documents) here."),
+    ] = None,
+    source: Annotated[str, typer.Option(help=f"Source parser: {'|'.join(SOURCES)}.")] = "auto",
+    max_rows: Annotated[
+        int, typer.Option(help="Alerts shown in the table (all go to --output).")
+    ] = 50,
 ) -> None:
     """Replay rules over files in event-time order with in-memory state (no services)."""
     if source not in SOURCES:
         raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="--source")
-    ruleset = load_rules(rules)
+    ruleset = load_rules(rules or [Path("detections/rules")])
     for error in ruleset.errors:
         err.print(f"[red]rejected[/red] {error}", markup=True, highlight=False)
     with Progress(
@@ -63,6 +72,7 @@ def replay_command(
             for alert in result.alerts:
                 fh.write(orjson.dumps(alert.to_document()) + b"\n")
     out.print(_alerts_table(result.alerts, max_rows))
+    out.print(_rules_table(result))
     out.print(_summary_table(result, ruleset, output))
     if ruleset.errors and not ruleset.rules:
         raise typer.Exit(2)
@@ -70,9 +80,11 @@ def replay_command(
 
 def _alerts_table(alerts: list[Alert], max_rows: int) -> Table:
     table = Table(title=f"Alerts ({len(alerts)})", title_justify="left", expand=False)
-    for column in ("time (UTC)", "level", "rule", "who", "from"):
-        table.add_column(column, overflow="fold")
-    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=60)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("level", no_wrap=True)
+    table.add_column("rule", min_width=36, overflow="fold")
+    table.add_column("who", overflow="fold")
+    table.add_column("from", no_wrap=True)
     for alert in alerts[:max_rows]:
         first = alert.events[0] if alert.events else {}
         table.add_row(
@@ -81,10 +93,19 @@ def _alerts_table(alerts: list[Alert], max_rows: int) -> Table:
             alert.rule.title,
             str(first.get("user", {}).get("name", "")),
             str(first.get("source", {}).get("ip") or first.get("source", {}).get("address", "")),
-            alert.reason,
         )
     if len(alerts) > max_rows:
         table.caption = f"{len(alerts) - max_rows} more alert(s) not shown"
+    return table
+
+
+def _rules_table(result: ReplayResult) -> Table:
+    table = Table(title="Rules fired", title_justify="left")
+    table.add_column("rule")
+    table.add_column("level")
+    table.add_column("alerts", justify="right")
+    for (_, title, level), count in result.alerts_by_rule().most_common():
+        table.add_row(title, level, str(count))
     return table
 
 
@@ -97,11 +118,8 @@ def _summary_table(result: ReplayResult, ruleset: RuleSet, output: Path | None) 
     table.add_row("rules loaded", str(len(ruleset.rules) + len(ruleset.correlations)))
     table.add_row("rules rejected", str(ruleset.rejected))
     table.add_row("dead letters", str(len(result.dead_letters)))
-    by_rule = result.alerts_by_rule()
-    table.add_row("rules fired", str(len(by_rule)))
+    table.add_row("rules fired", str(len(result.alerts_by_rule())))
     table.add_row("alerts", str(len(result.alerts)))
-    for (_, title, level), count in by_rule.most_common():
-        table.add_row(f"  {title} [{level}]", str(count))
     if output is not None:
         table.caption = f"alerts written to {output}"
     if result.dead_letters:

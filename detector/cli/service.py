@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -15,12 +16,13 @@ from detector.errors import ConfigError, RuleLoadError
 
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 
-CONFIG_OPTION = typer.Option(
-    None, "--config", "-c", envvar="DETECTOR_CONFIG", help="YAML settings file."
-)
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", envvar="DETECTOR_CONFIG", help="YAML settings file."),
+]
 
 
-def run_command(config: Path | None = CONFIG_OPTION) -> None:
+def run_command(config: ConfigOption = None) -> None:
     """Consume Kafka, detect, write alerts to the configured sinks (until SIGTERM)."""
     try:
         settings = load_settings(config)
@@ -36,7 +38,7 @@ def run_command(config: Path | None = CONFIG_OPTION) -> None:
 
 
 @config_app.command("show")
-def show_command(config: Path | None = CONFIG_OPTION) -> None:
+def show_command(config: ConfigOption = None) -> None:
     """Print the effective settings as JSON, secrets redacted."""
     try:
         settings = load_settings(config)

@@ -154,6 +154,9 @@ class Alert(BaseModel):
         return doc
 
 
+ATTACK_URL = "https://attack.mitre.org/techniques/"
+
+
 def _threat(tags: tuple[str, ...]) -> list[dict[str, Any]]:
     """ECS ``threat.*`` entries from Sigma ``attack.tNNNN`` tags."""
     techniques = [t.split(".", 1)[1].upper() for t in tags if t.lower().startswith("attack.t")]
@@ -163,8 +166,7 @@ def _threat(tags: tuple[str, ...]) -> list[dict[str, Any]]:
         {
             "framework": "MITRE ATT&CK",
             "technique": [
-                {"id": t, "reference": f"https://attack.mitre.org/techniques/{t.replace('.', '/')}/"}
-                for t in techniques
+                {"id": t, "reference": f"{ATTACK_URL}{t.replace('.', '/')}/"} for t in techniques
             ],
         }
     ]
