@@ -42,3 +42,6 @@ app.add_typer(_service.config_app, name="config")
 from detector.cli import rules as _rules  # noqa: E402
 
 app.add_typer(_rules.app, name="rules")
+from detector.cli import kibana as _kibana  # noqa: E402
+
+app.add_typer(_kibana.app, name="kibana")
