@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import NoDecode
 
 from detector.sinks.documents import DEFAULT_INDEX
+from detector.sinks.notify.config import PagerDutySinkConfig, SlackSinkConfig
 
 
 class RetryConfig(BaseModel):
@@ -111,12 +112,16 @@ class SinksConfig(BaseModel):
     elasticsearch: ElasticsearchSinkConfig | None = None
     opensearch: OpenSearchSinkConfig | None = None
     jsonl: JsonLinesSinkConfig | None = None
+    slack: SlackSinkConfig | None = None
+    pagerduty: PagerDutySinkConfig | None = None
 
 
 __all__ = [
     "ElasticsearchSinkConfig",
     "JsonLinesSinkConfig",
     "OpenSearchSinkConfig",
+    "PagerDutySinkConfig",
     "RetryConfig",
     "SinksConfig",
+    "SlackSinkConfig",
 ]
