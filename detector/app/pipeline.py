@@ -1,45 +1,50 @@
 """One batch through the pure stages: ingest (decode + normalize), detect, correlate.
 
-Shared by the Kafka runner and replay so both answer a record the same way.
+Two shapes share the ingest path so every entry point answers a record the same way:
+
+- :class:`Pipeline` detects and correlates in process (replay; one partition of state);
+- :class:`DetectPipeline` is the stateless detect stage of the Kafka runtime: single-event
+  alerts, plus the matches stateful rules need, routed for the correlate stage.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from detector.app.ingest import Ingestor
 from detector.app.ruletest import AlertPipeline
-from detector.detect import RuleSet
-from detector.models import Alert, DeadLetter, Event, RawRecord
+from detector.detect import DetectionEngine, RuleSet, alert_for_match
+from detector.detect.correlation import suppressed_rule_ids
+from detector.detect.correlation.routing import MatchRouter
+from detector.models import Alert, DeadLetter, Event, RawRecord, RoutedMatch
 
 
 @dataclass
 class BatchResult:
-    """What one batch produced."""
+    """What one batch produced.
+
+    ``matches`` are the routed matches for the correlate stage (detect stage only) and
+    ``max_event_time`` the newest event time of the batch (for watermark heartbeats).
+    """
 
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: int = 0
+    matches: list[RoutedMatch] = field(default_factory=list)
+    max_event_time: float | None = None
 
 
-class Pipeline:
-    """Ingest records with the ingestor of their topic, then detect and correlate.
-
-    ``ingestors`` maps a topic name to its :class:`Ingestor`; records of other topics
-    (and file records) use ``default``. Stateful (correlation windows), synchronous.
-    """
+class _Ingesting:
+    """Per-topic ingestors: ``ingestors`` maps a topic to its :class:`Ingestor`; records
+    of other topics (and file records) use ``default``."""
 
     def __init__(
-        self,
-        ruleset: RuleSet,
-        default: Ingestor | None = None,
-        ingestors: Mapping[str, Ingestor] | None = None,
+        self, default: Ingestor | None = None, ingestors: Mapping[str, Ingestor] | None = None
     ) -> None:
-        self.ruleset = ruleset
         self.default = default or Ingestor()
         self.ingestors = dict(ingestors or {})
-        self.detection = AlertPipeline(ruleset)
 
     def ingest(self, records: Iterable[RawRecord]) -> tuple[list[Event], list[DeadLetter]]:
         """Events and dead letters of ``records``, in input order."""
@@ -52,6 +57,20 @@ class Pipeline:
             events.extend(got)
             dead.extend(lost)
         return events, dead
+
+
+class Pipeline(_Ingesting):
+    """Ingest, then detect and correlate in process (stateful, synchronous)."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        default: Ingestor | None = None,
+        ingestors: Mapping[str, Ingestor] | None = None,
+    ) -> None:
+        super().__init__(default, ingestors)
+        self.ruleset = ruleset
+        self.detection = AlertPipeline(ruleset)
 
     def detect(self, events: Iterable[Event]) -> list[Alert]:
         """Alerts completed by ``events`` (fed in the given order), each id at most once."""
@@ -69,3 +88,56 @@ class Pipeline:
     def flush(self) -> list[Alert]:
         """End of input: alerts of correlation windows still open."""
         return self.detection.flush()
+
+
+class DetectPipeline(_Ingesting):
+    """The detect stage: stateless, so any member may process any source partition.
+
+    Single-event matches become alerts unless the rule is a silent correlation building
+    block or a first-seen rule (as in :class:`~detector.app.ruletest.AlertPipeline`);
+    every match a correlation or first-seen rule needs is routed by
+    :class:`~detector.detect.correlation.routing.MatchRouter`.
+    """
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        default: Ingestor | None = None,
+        ingestors: Mapping[str, Ingestor] | None = None,
+    ) -> None:
+        super().__init__(default, ingestors)
+        self.ruleset = ruleset
+        names = dict(ruleset.names)
+        sigma_rules = [r.sigma for r in ruleset.rules]
+        self.engine = DetectionEngine(ruleset)
+        self.router = MatchRouter(sigma_rules, ruleset.correlations, rule_ids=names)
+        self.suppressed = suppressed_rule_ids(sigma_rules, rule_ids=names) | set(ruleset.silent)
+
+    def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        """Single-event alerts and routed matches of one batch, in arrival order."""
+        events, dead = self.ingest(records)
+        alerts: dict[str, Alert] = {}
+        routed: list[RoutedMatch] = []
+        # routed matches per source record: (offset, seq) orders a source partition's
+        # matches so the correlate stage can drop re-sent ones
+        seqs: dict[tuple[str | None, int | None, int | None], int] = {}
+        newest = -math.inf
+        for event in events:
+            newest = max(newest, event.timestamp)
+            for match in self.engine.evaluate(event):
+                if match.rule.id not in self.suppressed:
+                    alert = alert_for_match(match)
+                    alerts.setdefault(alert.id, alert)
+                for target, key in self.router.routing_keys(match):
+                    origin = event.origin
+                    position = (origin.topic, origin.partition, origin.offset)
+                    seq = seqs.get(position, 0)
+                    seqs[position] = seq + 1
+                    routed.append(RoutedMatch(target, key, match, seq))
+        return BatchResult(
+            alerts=list(alerts.values()),
+            dead_letters=dead,
+            events=len(events),
+            matches=routed,
+            max_event_time=newest if math.isfinite(newest) else None,
+        )

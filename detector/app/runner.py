@@ -1,10 +1,12 @@
-"""The streaming runner: poll a batch, detect, make alerts durable, then commit.
+"""The detect stage runner: poll a batch, detect, make its outputs durable, then commit.
 
-Commit order (at-least-once without loss): dead letters and alerts of a batch are durable
-before its offsets are committed. Sinks are idempotent (deterministic alert ids), so a
-crash between write and commit only re-writes the same alerts. When a sink fails, the
-runner pauses every partition and keeps polling (heartbeats, no rebalance) while it
-retries with backoff: an outage is backpressure, not loss.
+Commit order (at-least-once without loss): dead letters, alerts and, in the two-stage
+runtime, the routed matches and watermark heartbeats of a batch are acknowledged before
+its offsets are committed. Sinks are idempotent (deterministic alert ids) and the
+correlate stage drops re-sent matches, so a crash between write and commit only
+re-writes the same outputs. When a sink fails, the runner pauses every partition and
+keeps polling (heartbeats, no rebalance) while it retries with backoff: an outage is
+backpressure, not loss.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Protocol
 
 import orjson
 import structlog
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from detector.app.health import HealthState
 from detector.app.metrics import ALERTS, BATCH_SECONDS, DEAD_LETTERS, RECORDS, SINK_RETRIES
-from detector.app.pipeline import BatchResult, Pipeline
+from detector.app.pipeline import BatchResult
 from detector.errors import AlertRejectedError, SinkError
-from detector.models import Alert, DeadLetter, Origin, Sink
+from detector.models import Alert, DeadLetter, Origin, RawRecord, Sink
 from detector.sinks.deadletters import KafkaDeadLetterSink
+from detector.sinks.matches import KafkaMatchSink
 from detector.sources.kafka import KafkaSource
 
 log = structlog.get_logger(__name__)
@@ -33,25 +38,136 @@ class StalledError(RuntimeError):
     """The pipeline made no progress for too long; the process exits so it is restarted."""
 
 
+class Pausable(Protocol):
+    """A consumer that can stop fetching while it keeps polling (backpressure)."""
+
+    def pause(self) -> None:
+        """Stop fetching every assigned partition."""
+
+    def resume(self) -> None:
+        """Fetch again."""
+
+    async def idle_poll(self, timeout_ms: int) -> None:
+        """Poll without consuming, so the consumer group keeps this member."""
+
+
+class BatchProcessor(Protocol):
+    """The pure part of a batch: :class:`~detector.app.pipeline.Pipeline` or
+    :class:`~detector.app.pipeline.DetectPipeline`."""
+
+    def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        """Outputs of one batch."""
+        ...
+
+
+class Delivery:
+    """Makes a batch's outputs durable, retrying with backoff while ``consumer`` is paused.
+
+    Shared by both stages. Dead letters are written first, then alerts to every sink; an
+    alert a sink refuses for good (:class:`AlertRejectedError`) is dead-lettered.
+    """
+
+    def __init__(
+        self,
+        consumer: Pausable,
+        sinks: Sequence[Sink],
+        deadletters: KafkaDeadLetterSink,
+        health: HealthState,
+        *,
+        max_backoff_seconds: float = 30.0,
+    ) -> None:
+        self.consumer = consumer
+        self.sinks = list(sinks)
+        self.deadletters = deadletters
+        self.health = health
+        self.max_backoff_seconds = max_backoff_seconds
+
+    async def deliver(self, alerts: Sequence[Alert], dead_letters: Sequence[DeadLetter]) -> None:
+        """Write ``dead_letters``, then ``alerts`` to every sink."""
+        if dead_letters:
+            await self.retry("deadletter", partial(self.deadletters.write, dead_letters))
+            for letter in dead_letters:
+                DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
+        if not alerts:
+            return
+        for sink in self.sinks:
+            try:
+                await self.retry(type(sink).__name__, partial(sink.write, alerts))
+            except AlertRejectedError as exc:
+                # Refused for good (e.g. a mapping conflict): keep the evidence, move on.
+                by_id = {alert.id: alert for alert in alerts}
+                letters = [
+                    _rejected_letter(by_id[alert_id], reason)
+                    for alert_id, reason in exc.rejected.items()
+                    if alert_id in by_id
+                ]
+                await self.retry("deadletter", partial(self.deadletters.write, letters))
+        for alert in alerts:
+            ALERTS.labels(alert.rule.id, alert.severity).inc()
+
+    async def retry(self, name: str, write: Callable[[], Awaitable[None]]) -> None:
+        """Run ``write`` until it succeeds; on :class:`SinkError` pause, poll, back off."""
+        attempt = 0
+        paused = False
+        while True:
+            try:
+                await write()
+                break
+            except SinkError as exc:
+                attempt += 1
+                SINK_RETRIES.labels(name).inc()
+                delay = min(self.max_backoff_seconds, 0.2 * 2**attempt) * random.uniform(0.5, 1)
+                log.warning("sink_unavailable", sink=name, attempt=attempt, error=str(exc))
+                if not paused:
+                    self.consumer.pause()
+                    paused = True
+                await self.consumer.idle_poll(int(delay * 1000))
+                self.health.progress()
+        if paused:
+            self.consumer.resume()
+            log.info("sink_recovered", sink=name, attempts=attempt)
+
+
+async def watchdog(health: HealthState, stage: str) -> None:
+    """Raise :class:`StalledError` when ``health`` saw no progress for too long."""
+    while True:
+        await asyncio.sleep(health.stall_after_seconds / 4)
+        if not health.healthy:
+            log.error("pipeline_stalled", stage=stage, stall_after=health.stall_after_seconds)
+            raise StalledError(
+                f"{stage}: no poll completed in {health.stall_after_seconds:.0f}s; exiting so "
+                "the consumer is restarted"
+            )
+
+
 class Runner:
-    """Wires a Kafka source, the pipeline, the alert sinks and the dead-letter topic."""
+    """The detect stage: a Kafka source, the pipeline, the sinks and the dead-letter topic.
+
+    With ``matches`` (the two-stage runtime) the routed matches of each batch and a
+    watermark heartbeat are produced to the matches topic before the commit; without it
+    the pipeline correlates in process (single stage).
+    """
 
     def __init__(
         self,
         source: KafkaSource,
-        pipeline: Pipeline,
+        pipeline: BatchProcessor,
         sinks: Sequence[Sink],
         deadletters: KafkaDeadLetterSink,
         health: HealthState | None = None,
         *,
+        matches: KafkaMatchSink | None = None,
         max_backoff_seconds: float = 30.0,
     ) -> None:
         self.source = source
         self.pipeline = pipeline
         self.sinks = list(sinks)
         self.deadletters = deadletters
+        self.matches = matches
         self.health = health or HealthState()
-        self.max_backoff_seconds = max_backoff_seconds
+        self.delivery = Delivery(
+            source, sinks, deadletters, self.health, max_backoff_seconds=max_backoff_seconds
+        )
         self.batches = 0
 
     def stop(self) -> None:
@@ -62,11 +178,11 @@ class Runner:
         """Consume until stopped; a stalled loop raises :class:`StalledError`."""
         self.health.ready = True
         async with asyncio.TaskGroup() as tasks:
-            watchdog = tasks.create_task(self._watchdog())
+            guard = tasks.create_task(watchdog(self.health, "detect"))
             try:
                 await self._consume()
             finally:
-                watchdog.cancel()
+                guard.cancel()
                 self.health.ready = False
 
     async def _consume(self) -> None:
@@ -78,75 +194,39 @@ class Runner:
             for record in batch:
                 RECORDS.labels(record.origin.topic or "").inc()
             result = self.pipeline.process(batch)
-            await self._deliver(result)
-            await self.source.commit()
+            await self.delivery.deliver(result.alerts, result.dead_letters)
+            await self._route(result)
+            await self._commit()
             self.batches += 1
             BATCH_SECONDS.observe(time.perf_counter() - started)
             log.info(
                 "batch_committed",
+                stage="detect",
                 records=len(batch),
                 events=result.events,
                 alerts=len(result.alerts),
+                matches=len(result.matches),
                 dead_letters=len(result.dead_letters),
             )
 
-    async def _deliver(self, result: BatchResult) -> None:
-        """Write dead letters, then alerts to every sink, retrying while partitions are paused."""
-        await self._with_backpressure("deadletter", self.deadletters.write, result.dead_letters)
-        for letter in result.dead_letters:
-            DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
-        for sink in self.sinks:
-            try:
-                await self._with_backpressure(type(sink).__name__, sink.write, result.alerts)
-            except AlertRejectedError as exc:
-                # Refused for good (e.g. a mapping conflict): keep the evidence, move on.
-                by_id = {alert.id: alert for alert in result.alerts}
-                letters = [
-                    _rejected_letter(by_id[alert_id], reason)
-                    for alert_id, reason in exc.rejected.items()
-                    if alert_id in by_id
-                ]
-                await self._with_backpressure("deadletter", self.deadletters.write, letters)
-        for alert in result.alerts:
-            ALERTS.labels(alert.rule.id, alert.severity).inc()
-
-    async def _with_backpressure(
-        self,
-        name: str,
-        write: Callable[[Sequence[Any]], Awaitable[None]],
-        items: Sequence[Alert] | Sequence[DeadLetter],
-    ) -> None:
-        if not items:
+    async def _route(self, result: BatchResult) -> None:
+        """Produce the batch's routed matches, then a heartbeat, and wait for the acks."""
+        matches = self.matches
+        if matches is None:
             return
-        attempt = 0
-        paused = False
-        while True:
-            try:
-                await write(items)
-                break
-            except SinkError as exc:
-                attempt += 1
-                SINK_RETRIES.labels(name).inc()
-                delay = min(self.max_backoff_seconds, 0.2 * 2**attempt) * random.uniform(0.5, 1)
-                log.warning("sink_unavailable", sink=name, attempt=attempt, error=str(exc))
-                if not paused:
-                    self.source.pause()
-                    paused = True
-                await self.source.idle_poll(int(delay * 1000))
-                self.health.progress()
-        if paused:
-            self.source.resume()
-            log.info("sink_recovered", sink=name, attempts=attempt)
+        if result.matches:
+            await self.delivery.retry("matches", partial(matches.write, result.matches))
+        newest = result.max_event_time
+        if newest is not None:
+            await self.delivery.retry("heartbeat", partial(matches.heartbeat, newest))
 
-    async def _watchdog(self) -> None:
-        while True:
-            await asyncio.sleep(self.health.stall_after_seconds / 4)
-            if not self.health.healthy:
-                log.error("pipeline_stalled", stall_after=self.health.stall_after_seconds)
-                raise StalledError(
-                    f"no poll completed in {self.health.stall_after_seconds:.0f}s; exiting so "
-                    "the consumer is restarted"
-                )
+    async def _commit(self) -> None:
+        try:
+            await self.source.commit()
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took partitions away mid-batch: their new owner re-reads from
+            # the last commit; alerts are idempotent and re-sent matches are dropped.
+            log.warning("commit_failed_rebalance", stage="detect", error=str(exc))
 
 
 def _rejected_letter(alert: Alert, reason: str) -> DeadLetter:

@@ -1,16 +1,25 @@
-"""Composition root of ``detector run``: build every part from settings and run until stopped."""
+"""Composition root of ``detector run``: build every part from settings and run until stopped.
+
+The runtime has two stages (DESIGN.md section 5): **detect** (stateless, consumes the
+source topics, writes single-event alerts and routes matches to the internal matches
+topic) and **correlate** (stateful per matches-topic partition, state in a compacted
+changelog topic). ``stage="all"`` runs both in one process as two tasks of one
+``TaskGroup``; scale out by starting more processes (each joins both consumer groups).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from contextlib import AsyncExitStack
+from typing import Literal
 
 import structlog
 
+from detector.app.correlator import Correlator, EngineFactory
 from detector.app.health import HealthServer, HealthState
 from detector.app.ingest import Ingestor, load_schemas
-from detector.app.pipeline import Pipeline
+from detector.app.pipeline import DetectPipeline, Pipeline
 from detector.app.runner import Runner
 from detector.app.settings import DetectorSettings
 from detector.decode import DecodeLimits
@@ -21,9 +30,15 @@ from detector.sinks.bulk import BulkSink
 from detector.sinks.config import SinksConfig
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sinks.jsonl import JsonLinesSink
+from detector.sinks.matches import KafkaMatchSink
 from detector.sources.kafka import KafkaSource
+from detector.state import KafkaChangelogStore, TopicSpec, ensure_topics
+from detector.state.changelog import DEFAULT_MAX_BYTES
 
 log = structlog.get_logger(__name__)
+
+Stage = Literal["all", "detect", "correlate"]
+STAGES: tuple[Stage, ...] = ("all", "detect", "correlate")
 
 
 def load_ruleset(settings: DetectorSettings) -> RuleSet:
@@ -40,8 +55,7 @@ def load_ruleset(settings: DetectorSettings) -> RuleSet:
     return ruleset
 
 
-def build_pipeline(settings: DetectorSettings, ruleset: RuleSet) -> Pipeline:
-    """Per-topic ingestors (source parser and wire format) around the detection pipeline."""
+def _ingestors(settings: DetectorSettings) -> tuple[Ingestor, dict[str, Ingestor]]:
     limits = DecodeLimits(max_bytes=settings.decode.max_record_bytes)
     needs_avro = any(t.format != "json" for t in settings.kafka.topic_formats.values())
     schemas = load_schemas(settings.decode.schemas_dir) if needs_avro else None
@@ -49,7 +63,19 @@ def build_pipeline(settings: DetectorSettings, ruleset: RuleSet) -> Pipeline:
         topic: Ingestor(source=cfg.source, fmt=cfg.format, limits=limits, schemas=schemas)
         for topic, cfg in settings.kafka.topic_formats.items()
     }
-    return Pipeline(ruleset, default=Ingestor(limits=limits), ingestors=ingestors)
+    return Ingestor(limits=limits), ingestors
+
+
+def build_pipeline(settings: DetectorSettings, ruleset: RuleSet) -> Pipeline:
+    """Per-topic ingestors around the in-process (single-stage) detection pipeline."""
+    default, ingestors = _ingestors(settings)
+    return Pipeline(ruleset, default=default, ingestors=ingestors)
+
+
+def build_detect_pipeline(settings: DetectorSettings, ruleset: RuleSet) -> DetectPipeline:
+    """Per-topic ingestors around the detect stage (single-event alerts, routed matches)."""
+    default, ingestors = _ingestors(settings)
+    return DetectPipeline(ruleset, default=default, ingestors=ingestors)
 
 
 def build_sinks(config: SinksConfig) -> list[Sink]:
@@ -74,33 +100,168 @@ def build_sinks(config: SinksConfig) -> list[Sink]:
     return sinks
 
 
-async def serve(settings: DetectorSettings, ruleset: RuleSet | None = None) -> None:
-    """Run the streaming pipeline until SIGTERM/SIGINT, then drain, commit and close."""
-    ruleset = ruleset or load_ruleset(settings)
-    pipeline = build_pipeline(settings, ruleset)
-    sinks = build_sinks(settings.sinks)
-    health = HealthState()
-    async with AsyncExitStack() as stack:
-        for sink in sinks:
-            stack.push_async_callback(sink.close)
-            if isinstance(sink, BulkSink):
-                await sink.ensure_setup()
-        deadletters = KafkaDeadLetterSink(
-            settings.kafka.bootstrap_servers, settings.kafka.deadletter_topic
+def internal_topics(settings: DetectorSettings) -> list[TopicSpec]:
+    """The matches topic and the compacted state topic, as created when missing."""
+    kafka = settings.kafka
+    return [
+        TopicSpec(kafka.matches_topic, kafka.matches_partitions, kafka.internal_replication_factor),
+        TopicSpec(
+            kafka.state_topic,
+            kafka.matches_partitions,
+            kafka.internal_replication_factor,
+            configs={
+                "cleanup.policy": "compact",
+                "max.message.bytes": str(DEFAULT_MAX_BYTES),
+                "min.cleanable.dirty.ratio": "0.1",
+                "segment.ms": str(3_600_000),
+            },
+        ),
+    ]
+
+
+class Service:
+    """The stages of one process, built from settings; :meth:`run` until :meth:`stop`.
+
+    ``health`` is what the HTTP endpoint reports: ready once every stage runs and the
+    correlate stage restored its first assignment; healthy while every stage polls.
+    """
+
+    def __init__(
+        self, settings: DetectorSettings, ruleset: RuleSet | None = None, stage: Stage = "all"
+    ) -> None:
+        if stage not in STAGES:
+            raise ConfigError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        self.settings = settings
+        self.ruleset = ruleset or load_ruleset(settings)
+        self.stage = stage
+        self.health = HealthState()
+        self.runner: Runner | None = None
+        self.correlator: Correlator | None = None
+        self._stages: list[HealthState] = []
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Drain every stage: finish the current batch, make it durable, commit, return."""
+        self._stopping = True
+        if self.runner is not None:
+            self.runner.stop()
+        if self.correlator is not None:
+            self.correlator.stop()
+
+    async def run(self) -> None:
+        """Create internal topics, start the stages and run them until stopped."""
+        settings, kafka = self.settings, self.settings.kafka
+        sinks = build_sinks(settings.sinks)
+        async with AsyncExitStack() as stack:
+            await ensure_topics(kafka.bootstrap_servers, internal_topics(settings))
+            for sink in sinks:
+                stack.push_async_callback(sink.close)
+                if isinstance(sink, BulkSink):
+                    await sink.ensure_setup()
+            deadletters = KafkaDeadLetterSink(kafka.bootstrap_servers, kafka.deadletter_topic)
+            await deadletters.start()
+            stack.push_async_callback(deadletters.close)
+            if self.stage in ("all", "detect"):
+                await self._build_detect(stack, sinks, deadletters)
+            if self.stage in ("all", "correlate"):
+                await self._build_correlate(stack, sinks, deadletters)
+            log.info(
+                "detector_started",
+                stage=self.stage,
+                rules=len(self.ruleset.rules),
+                correlations=len(self.ruleset.correlations),
+            )
+            if self._stopping:
+                self.stop()
+            async with asyncio.TaskGroup() as tasks:
+                bridge = tasks.create_task(self._report_health())
+                try:
+                    async with asyncio.TaskGroup() as stages:
+                        if self.runner is not None:
+                            stages.create_task(self.runner.run())
+                        if self.correlator is not None:
+                            stages.create_task(self.correlator.run())
+                finally:
+                    bridge.cancel()
+                    self.health.ready = False
+
+    async def _build_detect(
+        self, stack: AsyncExitStack, sinks: list[Sink], deadletters: KafkaDeadLetterSink
+    ) -> None:
+        kafka = self.settings.kafka
+        matches = KafkaMatchSink(kafka.bootstrap_servers, kafka.matches_topic, kafka.client_id)
+        await matches.start()
+        stack.push_async_callback(matches.close)
+        source = await stack.enter_async_context(KafkaSource(kafka))
+        health = HealthState()
+        self._stages.append(health)
+        pipeline = build_detect_pipeline(self.settings, self.ruleset)
+        self.runner = Runner(source, pipeline, sinks, deadletters, health, matches=matches)
+
+    async def _build_correlate(
+        self, stack: AsyncExitStack, sinks: list[Sink], deadletters: KafkaDeadLetterSink
+    ) -> None:
+        kafka, rules = self.settings.kafka, self.settings.rules
+        store = KafkaChangelogStore(kafka.bootstrap_servers, kafka.state_topic)
+        await store.start()
+        stack.push_async_callback(store.close)
+        router = (
+            self.runner.pipeline.router
+            if self.runner is not None and isinstance(self.runner.pipeline, DetectPipeline)
+            else build_detect_pipeline(self.settings, self.ruleset).router
         )
-        await deadletters.start()
-        stack.push_async_callback(deadletters.close)
-        source = await stack.enter_async_context(KafkaSource(settings.kafka))
-        if settings.health.enabled:
-            server = HealthServer(health, settings.health.host, settings.health.port)
-            server.start()
-            stack.callback(server.close)
-        runner = Runner(source, pipeline, sinks, deadletters, health)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runner.stop)
-        log.info(
-            "detector_started", rules=len(ruleset.rules), correlations=len(ruleset.correlations)
+        factory = EngineFactory(
+            self.ruleset,
+            router,
+            allowed_lateness=rules.allowed_lateness_seconds,
+            max_groups_per_rule=rules.max_groups_per_rule,
         )
-        await runner.run()
-        log.info("detector_stopped", batches=runner.batches)
+        health = HealthState()
+        self._stages.append(health)
+        correlator = Correlator(
+            bootstrap_servers=kafka.bootstrap_servers,
+            topic=kafka.matches_topic,
+            group_id=kafka.correlate_group_id,
+            factory=factory,
+            sinks=sinks,
+            deadletters=deadletters,
+            store=store,
+            health=health,
+            client_id=f"{kafka.client_id}-correlate",
+            max_batch_records=kafka.max_batch_records,
+            poll_timeout_ms=kafka.poll_timeout_ms,
+            max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
+            snapshot_interval_seconds=kafka.state_snapshot_interval_seconds,
+        )
+        await correlator.start()
+        stack.push_async_callback(correlator.close)
+        self.correlator = correlator
+
+    async def _report_health(self) -> None:
+        """Mirror the stages into :attr:`health`: ready when all are, stale when any is."""
+        while True:
+            self.health.ready = bool(self._stages) and all(s.ready for s in self._stages)
+            self.health.last_progress = min(s.last_progress for s in self._stages)
+            await asyncio.sleep(0.5)
+
+
+async def serve(
+    settings: DetectorSettings, ruleset: RuleSet | None = None, stage: Stage = "all"
+) -> None:
+    """Run ``stage`` until SIGTERM/SIGINT, then drain, commit and close."""
+    service = Service(settings, ruleset, stage)
+    server: HealthServer | None = None
+    if settings.health.enabled:
+        server = HealthServer(service.health, settings.health.host, settings.health.port)
+        server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.stop)
+    try:
+        await service.run()
+    finally:
+        if server is not None:
+            server.close()
+    batches = service.runner.batches if service.runner is not None else 0
+    correlated = service.correlator.batches if service.correlator is not None else 0
+    log.info("detector_stopped", stage=stage, batches=batches, correlate_batches=correlated)

@@ -34,10 +34,23 @@ class TopicConfig(BaseModel):
 
 
 class KafkaConfig(KafkaSourceConfig):
-    """The ``kafka`` section: consumer settings plus per-topic parsing and internal topics."""
+    """The ``kafka`` section: consumer settings plus per-topic parsing and internal topics.
+
+    ``group_id`` is the detect stage's consumer group (source topics); the correlate
+    stage consumes ``matches_topic`` in ``correlate_group_id`` and keeps its state in the
+    compacted ``state_topic``. Internal topics are created when missing with
+    ``matches_partitions`` partitions (the correlate stage's unit of scale-out) and
+    ``internal_replication_factor`` replicas (default: min(3, brokers)).
+    """
 
     topic_formats: dict[str, TopicConfig] = Field(default_factory=dict)
     deadletter_topic: str = "detector-deadletter"
+    matches_topic: str = "detector-matches"
+    matches_partitions: int = Field(default=6, ge=1)
+    state_topic: str = "detector-state"
+    correlate_group_id: str = "detector-correlate"
+    internal_replication_factor: int | None = Field(default=None, ge=1)
+    state_snapshot_interval_seconds: float = Field(default=0.0, ge=0)
 
 
 class RulesConfig(BaseModel):

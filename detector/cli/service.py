@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from detector.app.logging import configure_logging
-from detector.app.service import serve
+from detector.app.service import STAGES, Stage, serve
 from detector.app.settings import load_settings, redacted
 from detector.errors import ConfigError, RuleLoadError
 
@@ -22,8 +22,23 @@ ConfigOption = Annotated[
 ]
 
 
-def run_command(config: ConfigOption = None) -> None:
-    """Consume Kafka, detect, write alerts to the configured sinks (until SIGTERM)."""
+StageOption = Annotated[
+    str,
+    typer.Option(
+        "--stage",
+        envvar="DETECTOR_STAGE",
+        help="Which runtime stage(s) to run: all (both, one process), detect or correlate.",
+    ),
+]
+
+
+def run_command(config: ConfigOption = None, stage: StageOption = "all") -> None:
+    """Consume Kafka, detect and correlate, write alerts to the configured sinks (until
+    SIGTERM)."""
+    if stage not in STAGES:
+        typer.echo(f"error: --stage must be one of {', '.join(STAGES)}, not {stage!r}", err=True)
+        raise typer.Exit(2)
+    chosen: Stage = stage
     try:
         settings = load_settings(config)
     except ConfigError as exc:
@@ -31,7 +46,7 @@ def run_command(config: ConfigOption = None) -> None:
         raise typer.Exit(2) from None
     configure_logging(settings.log.level, settings.log.format)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, stage=chosen))
     except (ConfigError, RuleLoadError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

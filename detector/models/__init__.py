@@ -1,6 +1,15 @@
 """Data types and ports shared by every layer (L2 of DESIGN.md section 3)."""
 
 from detector.models.alerts import Alert, RuleInfo, alert_id
+from detector.models.codec import (
+    RoutedMatch,
+    Watermark,
+    decode_matches_record,
+    encode_routed,
+    encode_watermark,
+    match_from_dict,
+    match_to_dict,
+)
 from detector.models.deadletter import DeadLetter
 from detector.models.events import Event, LogSource
 from detector.models.matches import Match
@@ -15,9 +24,16 @@ __all__ = [
     "Match",
     "Origin",
     "RawRecord",
+    "RoutedMatch",
     "RuleInfo",
     "Sink",
     "Source",
     "StateStore",
+    "Watermark",
     "alert_id",
+    "decode_matches_record",
+    "encode_routed",
+    "encode_watermark",
+    "match_from_dict",
+    "match_to_dict",
 ]

@@ -1,0 +1,543 @@
+"""The correlate stage: stateful correlation and first-seen rules over the matches topic.
+
+Each assigned partition of the matches topic owns a :class:`PartitionState` (one
+:class:`CorrelationEngine` per correlation unit and one :class:`FirstSeenEngine`, fed
+with ``partition=<kafka partition>``). Per batch:
+
+1. decode and apply the records (routed matches; watermark heartbeats close windows);
+   undecodable records go to the dead-letter topic;
+2. write dead letters and alerts to the sinks (backpressure as in the detect stage);
+3. write each changed partition's checkpoint (snapshots + the next input offset) to the
+   compacted state topic under ``<group>/<topic>/<partition>``;
+4. commit those offsets.
+
+On assignment the partition's checkpoint is read from the state topic before any record
+is processed, and the consumer seeks to the checkpoint's offset (the state already holds
+every input below it). On revocation nothing is flushed: windows stay open in the
+changelog for the next owner. A crash anywhere re-reads from the last checkpoint and
+re-emits the same alert ids (deterministic, ``op_type=create``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from prometheus_client import Counter, Histogram
+
+from detector.app.health import HealthState
+from detector.app.metrics import LATE_EVENTS, REGISTRY, STATE_GROUPS
+from detector.app.runner import Delivery, watchdog
+from detector.detect import RuleSet
+from detector.detect.correlation import CorrelationEngine, EngineStats, FirstSeenEngine
+from detector.detect.correlation.routing import MatchRouter
+from detector.errors import DetectorError
+from detector.models import (
+    Alert,
+    DeadLetter,
+    Origin,
+    RoutedMatch,
+    Sink,
+    Watermark,
+    decode_matches_record,
+)
+from detector.sinks.deadletters import KafkaDeadLetterSink
+from detector.state import Checkpoint, KafkaChangelogStore
+
+log = structlog.get_logger(__name__)
+
+TOO_LATE_EVENTS = Counter(
+    "detector_too_late_events_total",
+    "Matches older than every open window of their rule (not counted into any window).",
+    ["rule_id"],
+    registry=REGISTRY,
+)
+STATE_EVICTIONS = Counter(
+    "detector_state_evictions_total",
+    "Groups dropped because a rule reached its cap of active groups (partial windows lost).",
+    ["rule_id"],
+    registry=REGISTRY,
+)
+DUPLICATE_MATCHES = Counter(
+    "detector_duplicate_matches_total",
+    "Routed matches dropped because the state already holds them (detect-stage re-sends).",
+    registry=REGISTRY,
+)
+STATE_RESTORES = Counter(
+    "detector_state_restores_total",
+    "Partitions whose state was restored from the changelog, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CHECKPOINT_BYTES = Histogram(
+    "detector_state_checkpoint_bytes",
+    "Size of a partition checkpoint written to the state topic.",
+    buckets=(1e3, 1e4, 1e5, 1e6, 4e6, 16e6, 32e6),
+    registry=REGISTRY,
+)
+
+#: Checkpoint section names.
+META = "meta"
+FIRST_SEEN = "first_seen"
+UNIT_PREFIX = "correlation:"
+
+
+class EngineFactory:
+    """Builds the engines of one partition from the loaded rules and the router's units."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        router: MatchRouter,
+        *,
+        allowed_lateness: float = 60.0,
+        max_groups_per_rule: int = 100_000,
+    ) -> None:
+        self.ruleset = ruleset
+        self.router = router
+        self.allowed_lateness = allowed_lateness
+        self.max_groups_per_rule = max_groups_per_rule
+        self._names = dict(ruleset.names)
+        self._sigma = [r.sigma for r in ruleset.rules]
+
+    def correlation_engines(self) -> dict[str, CorrelationEngine]:
+        """One engine per correlation unit (correlations connected by chaining)."""
+        return {
+            target: CorrelationEngine(
+                rules,
+                rule_ids=self._names,
+                allowed_lateness=self.allowed_lateness,
+                max_groups_per_rule=self.max_groups_per_rule,
+            )
+            for target, rules in self.router.units.items()
+        }
+
+    def first_seen_engine(self) -> FirstSeenEngine:
+        """The engine of every first-seen rule."""
+        return FirstSeenEngine(
+            self._sigma,
+            rule_ids=self._names,
+            allowed_lateness=self.allowed_lateness,
+            max_keys_per_rule=self.max_groups_per_rule,
+        )
+
+
+class PartitionState:
+    """The stateful engines of one matches-topic partition, plus what they reflect.
+
+    ``offset`` is the next input offset (every record below it is applied); ``inputs``
+    holds, per source ``topic/partition``, the ``(offset, seq)`` of the last routed match
+    applied, so a match the detect stage sends again after a restart is dropped.
+    """
+
+    def __init__(self, partition: int, factory: EngineFactory) -> None:
+        self.partition = partition
+        self.units = factory.correlation_engines()
+        self.first_seen = factory.first_seen_engine()
+        self._first_seen_ids = factory.router.first_seen_ids
+        self.inputs: dict[str, tuple[int, int]] = {}
+        self.offset: int | None = None
+        self.dirty = False
+        self.applied = 0
+        self.duplicates = 0
+        self.unknown_targets: set[str] = set()
+
+    def apply(self, routed: RoutedMatch) -> list[Alert]:
+        """Feed one routed match to its target; returns the alerts it completes."""
+        origin = routed.match.event.origin
+        if origin.topic is not None and origin.partition is not None and origin.offset is not None:
+            source = f"{origin.topic}/{origin.partition}"
+            position = (origin.offset, routed.seq)
+            last = self.inputs.get(source)
+            if last is not None and position <= last:
+                self.duplicates += 1
+                return []
+            self.inputs[source] = position
+        self.applied += 1
+        if routed.target in self._first_seen_ids:
+            return self.first_seen.process(routed.match, self.partition)
+        engine = self.units.get(routed.target)
+        if engine is None:
+            self.unknown_targets.add(routed.target)
+            return []
+        return engine.process(routed.match, self.partition)
+
+    def advance(self, event_time: float) -> list[Alert]:
+        """Move every engine's watermark to ``event_time``; alerts of windows it closes."""
+        alerts: list[Alert] = []
+        for engine in self.units.values():
+            alerts.extend(engine.advance_watermark(event_time, self.partition))
+        self.first_seen.advance_watermark(event_time, self.partition)
+        return alerts
+
+    def checkpoint(self) -> Checkpoint:
+        """Snapshots of every engine for this partition, valid up to :attr:`offset`."""
+        if self.offset is None:
+            raise ValueError("no input applied yet")
+        meta = {"inputs": {k: list(v) for k, v in self.inputs.items()}}
+        sections = {META: orjson.dumps(meta), FIRST_SEEN: self.first_seen.snapshot(self.partition)}
+        for target, engine in self.units.items():
+            sections[UNIT_PREFIX + target] = engine.snapshot(self.partition)
+        return Checkpoint(offset=self.offset, sections=sections)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Load ``checkpoint``; sections of rules no longer loaded are ignored.
+
+        Raises ``ValueError`` when a section is malformed.
+        """
+        sections = checkpoint.sections
+        meta = orjson.loads(sections.get(META, b"{}"))
+        try:
+            self.inputs = {str(k): (int(v[0]), int(v[1])) for k, v in meta["inputs"].items()}
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(f"invalid checkpoint meta: {exc!r}") from exc
+        if FIRST_SEEN in sections:
+            self.first_seen.restore(sections[FIRST_SEEN])
+        for target, engine in self.units.items():
+            data = sections.get(UNIT_PREFIX + target)
+            if data is not None:
+                engine.restore(data)
+        self.offset = checkpoint.offset
+
+    def stats(self) -> list[EngineStats]:
+        """Statistics of every engine of the partition."""
+        return [self.first_seen.stats, *(e.stats for e in self.units.values())]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Restores state on assignment and checkpoints on revocation (aiokafka awaits both
+    before fetching again)."""
+
+    def __init__(self, correlator: Correlator) -> None:
+        self.correlator = correlator
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.correlator.revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.correlator.assign(assigned)
+
+
+class _Pauser:
+    """Backpressure on the matches consumer (see :class:`~detector.app.runner.Pausable`)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+
+    def pause(self) -> None:
+        self.consumer.pause(*self.consumer.assignment())
+
+    def resume(self) -> None:
+        self.consumer.resume(*self.consumer.assignment())
+
+    async def idle_poll(self, timeout_ms: int) -> None:
+        self.pause()
+        polled = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=1)
+        for tp, messages in polled.items():
+            if messages:
+                self.consumer.seek(tp, messages[0].offset)
+
+
+class Correlator:
+    """The correlate stage: a consumer group on the matches topic with per-partition state.
+
+    ``snapshot_interval_seconds`` (0: every batch) spaces checkpoints of a busy partition;
+    offsets are committed only with a checkpoint, so a longer interval means more input to
+    re-read after a crash, never lost or duplicated alerts.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        group_id: str,
+        factory: EngineFactory,
+        sinks: list[Sink],
+        deadletters: KafkaDeadLetterSink,
+        store: KafkaChangelogStore,
+        health: HealthState | None = None,
+        client_id: str = "detector-correlate",
+        max_batch_records: int = 500,
+        poll_timeout_ms: int = 500,
+        max_partition_fetch_bytes: int = 2 * 1024 * 1024,
+        snapshot_interval_seconds: float = 0.0,
+        max_backoff_seconds: float = 30.0,
+    ) -> None:
+        self.topic = topic
+        self.group_id = group_id
+        self.factory = factory
+        self.store = store
+        self.health = health or HealthState()
+        self.max_batch_records = max_batch_records
+        self.poll_timeout_ms = poll_timeout_ms
+        self.snapshot_interval_seconds = snapshot_interval_seconds
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
+        )
+        self.delivery = Delivery(
+            _Pauser(self._consumer),
+            sinks,
+            deadletters,
+            self.health,
+            max_backoff_seconds=max_backoff_seconds,
+        )
+        self.states: dict[int, PartitionState] = {}
+        self._lock = asyncio.Lock()
+        self._stopping = False
+        self._started = False
+        self._last_checkpoint = 0.0
+        self._last_observed = 0.0
+        self._baseline: dict[tuple[int, str, str], int] = {}
+        self.batches = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the consumer group (assignment and restore happen on the first poll)."""
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        await self._consumer.start()
+        self._started = True
+        log.info("correlate_stage_started", topic=self.topic, group=self.group_id)
+
+    def stop(self) -> None:
+        """Drain: finish the current batch, checkpoint, commit, then return from :meth:`run`."""
+        self._stopping = True
+
+    async def close(self) -> None:
+        """Leave the group; idempotent."""
+        if self._started:
+            self._started = False
+            await self._consumer.stop()
+
+    async def run(self) -> None:
+        """Consume until stopped; a stalled loop raises ``StalledError``."""
+        async with asyncio.TaskGroup() as tasks:
+            guard = tasks.create_task(watchdog(self.health, "correlate"))
+            try:
+                await self._consume()
+            finally:
+                guard.cancel()
+                self.health.ready = False
+
+    async def _consume(self) -> None:
+        while not self._stopping:
+            polled = await self._consumer.getmany(
+                timeout_ms=self.poll_timeout_ms, max_records=self.max_batch_records
+            )
+            self.health.progress()
+            async with self._lock:
+                if polled:
+                    await self._process(polled)
+                await self._checkpoint()
+                self._observe()
+        async with self._lock:
+            await self._checkpoint(force=True)
+        log.info("correlate_stage_stopped", batches=self.batches)
+
+    # -- one batch ----------------------------------------------------------------------
+
+    async def _process(self, polled: Mapping[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        alerts: dict[str, Alert] = {}
+        dead: list[DeadLetter] = []
+        records = 0
+        for tp, messages in polled.items():
+            state = self.states.get(tp.partition)
+            if state is None:  # revoked while the batch was fetched
+                continue
+            newest = -math.inf
+            for msg in messages:
+                records += 1
+                try:
+                    record = decode_matches_record(msg.value)
+                except ValueError as exc:
+                    dead.append(
+                        DeadLetter(
+                            stage="correlate",
+                            reason="invalid_match",
+                            detail=str(exc),
+                            origin=Origin(tp.topic, tp.partition, msg.offset),
+                            value=msg.value or b"",
+                        )
+                    )
+                else:
+                    if isinstance(record, Watermark):
+                        got = state.advance(record.time)
+                    else:
+                        got = state.apply(record)
+                        newest = max(newest, record.match.event.timestamp)
+                    for alert in got:
+                        alerts.setdefault(alert.id, alert)
+                state.offset = msg.offset + 1
+                state.dirty = True
+            if math.isfinite(newest):
+                # other units of the partition see event time move on too
+                for alert in state.advance(newest):
+                    alerts.setdefault(alert.id, alert)
+            for target in state.unknown_targets:
+                log.warning("match_for_unknown_rule", target=target, partition=tp.partition)
+            state.unknown_targets.clear()
+        await self.delivery.deliver(list(alerts.values()), dead)
+        self.batches += 1
+        log.info(
+            "batch_processed",
+            stage="correlate",
+            records=records,
+            alerts=len(alerts),
+            dead_letters=len(dead),
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+    async def _checkpoint(
+        self, *, force: bool = False, only: set[TopicPartition] | None = None
+    ) -> None:
+        """Write the checkpoint of every changed partition, then commit their offsets."""
+        now = time.monotonic()
+        if not force and now - self._last_checkpoint < self.snapshot_interval_seconds:
+            return
+        self._last_checkpoint = now
+        offsets: dict[TopicPartition, int] = {}
+        for partition, state in self.states.items():
+            tp = TopicPartition(self.topic, partition)
+            if not state.dirty or state.offset is None or (only is not None and tp not in only):
+                continue
+            data = state.checkpoint().to_bytes()
+            key = self.state_key(partition)
+            await self.delivery.retry("state", partial(self.store.save, key, data, partition))
+            CHECKPOINT_BYTES.observe(len(data))
+            state.dirty = False
+            offsets[tp] = state.offset
+        if offsets:
+            await self.commit(offsets)
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` (each the next offset to read) once their state is saved."""
+        try:
+            await self._consumer.commit(dict(offsets))
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The state topic already holds these offsets; the next owner seeks to them.
+            log.warning("commit_failed_rebalance", stage="correlate", error=str(exc))
+
+    def state_key(self, partition: int) -> str:
+        """The changelog key of a partition's state: ``<group>/<topic>/<partition>``."""
+        return f"{self.group_id}/{self.topic}/{partition}"
+
+    # -- rebalance ----------------------------------------------------------------------
+
+    async def assign(self, assigned: set[TopicPartition]) -> None:
+        """Restore every newly assigned partition from the changelog, then seek to it."""
+        async with self._lock:
+            new = sorted(tp.partition for tp in assigned if tp.partition not in self.states)
+            keys = {self.state_key(p): p for p in new}
+            stored = await self.store.load_many(
+                keys, {self.store.partition_for(k, p) for k, p in keys.items()}
+            )
+            for key, partition in keys.items():
+                state = PartitionState(partition, self.factory)
+                data = stored.get(key)
+                if data is not None:
+                    try:
+                        state.restore(Checkpoint.from_bytes(data))
+                    except ValueError as exc:
+                        # Unreadable state: start empty from the committed offset, loudly.
+                        STATE_RESTORES.labels("failed").inc()
+                        log.error("state_restore_failed", partition=partition, error=str(exc))
+                        state = PartitionState(partition, self.factory)
+                    else:
+                        STATE_RESTORES.labels("restored").inc()
+                        assert state.offset is not None
+                        self._consumer.seek(TopicPartition(self.topic, partition), state.offset)
+                else:
+                    STATE_RESTORES.labels("empty").inc()
+                self.states[partition] = state
+                self._set_baseline(partition, state)
+            self.health.ready = True
+            log.info(
+                "partitions_assigned",
+                stage="correlate",
+                partitions=sorted(tp.partition for tp in assigned),
+                restored={p: self.states[p].offset for p in new},
+            )
+
+    async def revoke(self, revoked: set[TopicPartition]) -> None:
+        """Checkpoint what changed since the last checkpoint, then drop the state.
+
+        No window is flushed: it stays open in the changelog for the next owner.
+        """
+        async with self._lock:
+            try:
+                await self._checkpoint(force=True, only=revoked)
+            except DetectorError as exc:
+                # The next owner re-reads from the previous checkpoint (same alert ids).
+                log.warning("checkpoint_on_revoke_failed", error=str(exc))
+            for tp in revoked:
+                self.states.pop(tp.partition, None)
+                for key in [k for k in self._baseline if k[0] == tp.partition]:
+                    del self._baseline[key]
+            revoked_ids = sorted(tp.partition for tp in revoked)
+            log.info("partitions_revoked", stage="correlate", partitions=revoked_ids)
+
+    # -- observability ------------------------------------------------------------------
+
+    def _set_baseline(self, partition: int, state: PartitionState) -> None:
+        for stats in state.stats():
+            for rule_id, rule in stats.rules.items():
+                for name in ("late_events", "too_late_events", "evictions"):
+                    self._baseline[(partition, rule_id, name)] = int(getattr(rule, name))
+
+    def _observe(self, min_interval: float = 1.0) -> None:
+        """Export state size and counter increases; too-late events and evictions are
+        logged at warning level with the rule (they must never be silent)."""
+        now = time.monotonic()
+        if now - self._last_observed < min_interval:
+            return
+        self._last_observed = now
+        groups = 0
+        for partition, state in self.states.items():
+            for stats in state.stats():
+                groups += stats.active_groups
+                for rule_id, rule in stats.rules.items():
+                    for name in ("late_events", "too_late_events", "evictions"):
+                        current = int(getattr(rule, name))
+                        key = (partition, rule_id, name)
+                        delta = current - self._baseline.get(key, 0)
+                        if delta <= 0:
+                            continue
+                        self._baseline[key] = current
+                        if name == "late_events":
+                            LATE_EVENTS.inc(delta)
+                        elif name == "too_late_events":
+                            TOO_LATE_EVENTS.labels(rule_id).inc(delta)
+                            samples = [s for s in stats.too_late_samples if s[0] == rule_id]
+                            log.warning(
+                                "too_late_events",
+                                rule_id=rule_id,
+                                partition=partition,
+                                count=delta,
+                                watermark=stats.watermarks.get(partition),
+                                samples=[{"event_id": s[1], "time": s[2]} for s in samples[-3:]],
+                            )
+                        else:
+                            STATE_EVICTIONS.labels(rule_id).inc(delta)
+                            log.warning(
+                                "state_groups_evicted",
+                                rule_id=rule_id,
+                                partition=partition,
+                                count=delta,
+                                max_groups_per_rule=self.factory.max_groups_per_rule,
+                            )
+        STATE_GROUPS.set(groups)
