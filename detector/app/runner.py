@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
@@ -23,12 +23,20 @@ import structlog
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from detector.app.health import HealthState
-from detector.app.metrics import ALERTS, BATCH_SECONDS, DEAD_LETTERS, RECORDS, SINK_RETRIES
+from detector.app.metrics import (
+    ALERTS,
+    BATCH_SECONDS,
+    DEAD_LETTERS,
+    NOTIFY_FAILURES,
+    RECORDS,
+    SINK_RETRIES,
+)
 from detector.app.pipeline import BatchResult
 from detector.errors import AlertRejectedError, SinkError
 from detector.models import Alert, DeadLetter, Origin, RawRecord, Sink
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sinks.matches import KafkaMatchSink
+from detector.sinks.notify.notifier import NotificationSink
 from detector.sources.kafka import KafkaSource
 
 log = structlog.get_logger(__name__)
@@ -91,19 +99,42 @@ class Delivery:
         if not alerts:
             return
         for sink in self.sinks:
+            if isinstance(sink, NotificationSink):
+                continue
             try:
                 await self.retry(type(sink).__name__, partial(sink.write, alerts))
             except AlertRejectedError as exc:
                 # Refused for good (e.g. a mapping conflict): keep the evidence, move on.
-                by_id = {alert.id: alert for alert in alerts}
-                letters = [
-                    _rejected_letter(by_id[alert_id], reason)
-                    for alert_id, reason in exc.rejected.items()
-                    if alert_id in by_id
-                ]
-                await self.retry("deadletter", partial(self.deadletters.write, letters))
+                await self._dead_letter(alerts, exc.rejected, "sink", "alert_rejected")
+        # Notifications go out only once the alerts are stored, and never hold up
+        # detection: a Slack or PagerDuty outage dead-letters the notification instead
+        # of pausing the pipeline (the alert itself is already durable).
+        for sink in self.sinks:
+            if not isinstance(sink, NotificationSink):
+                continue
+            name = type(sink).__name__
+            try:
+                await sink.write(alerts)
+            except AlertRejectedError as exc:
+                await self._dead_letter(alerts, exc.rejected, "notify", "notification_rejected")
+            except SinkError as exc:
+                NOTIFY_FAILURES.labels(name).inc()
+                log.error("notification_failed", sink=name, alerts=len(alerts), error=str(exc))
+                failed = {alert.id: str(exc) for alert in alerts}
+                await self._dead_letter(alerts, failed, "notify", "notification_failed")
         for alert in alerts:
             ALERTS.labels(alert.rule.id, alert.severity).inc()
+
+    async def _dead_letter(
+        self, alerts: Sequence[Alert], reasons: Mapping[str, str], stage: str, reason: str
+    ) -> None:
+        by_id = {alert.id: alert for alert in alerts}
+        letters = [
+            _alert_letter(by_id[alert_id], detail, stage, reason)
+            for alert_id, detail in reasons.items()
+            if alert_id in by_id
+        ]
+        await self.retry("deadletter", partial(self.deadletters.write, letters))
 
     async def retry(self, name: str, write: Callable[[], Awaitable[None]]) -> None:
         """Run ``write`` until it succeeds; on :class:`SinkError` pause, poll, back off."""
@@ -229,12 +260,12 @@ class Runner:
             log.warning("commit_failed_rebalance", stage="detect", error=str(exc))
 
 
-def _rejected_letter(alert: Alert, reason: str) -> DeadLetter:
-    """A dead letter holding an alert document that a sink refused for good."""
+def _alert_letter(alert: Alert, detail: str, stage: str, reason: str) -> DeadLetter:
+    """A dead letter holding an alert document a sink refused or could not deliver."""
     return DeadLetter(
-        stage="sink",
-        reason="alert_rejected",
-        detail=reason,
+        stage=stage,
+        reason=reason,
+        detail=detail,
         origin=Origin(),
         value=orjson.dumps(alert.to_document()),
     )

@@ -79,7 +79,7 @@ def build_detect_pipeline(settings: DetectorSettings, ruleset: RuleSet) -> Detec
 
 
 def build_sinks(config: SinksConfig) -> list[Sink]:
-    """Every configured alert sink (at least one is required)."""
+    """Every configured sink: the durable ones (at least one), then notifications."""
     sinks: list[Sink] = []
     if config.elasticsearch is not None:
         # Imported on demand: a process loads only the search client it is configured for.
@@ -97,6 +97,15 @@ def build_sinks(config: SinksConfig) -> list[Sink]:
             "no alert sink configured: set sinks.elasticsearch.hosts, sinks.opensearch.hosts "
             "or sinks.jsonl.path (e.g. DETECTOR_SINKS__ELASTICSEARCH__HOSTS=http://es:9200)"
         )
+    # Notifications come after the durable sinks (a notification alone keeps no alert).
+    if config.slack is not None:
+        from detector.sinks.notify.slack import SlackSink  # noqa: PLC0415
+
+        sinks.append(SlackSink(config.slack))
+    if config.pagerduty is not None:
+        from detector.sinks.notify.pagerduty import PagerDutySink  # noqa: PLC0415
+
+        sinks.append(PagerDutySink(config.pagerduty))
     return sinks
 
 
