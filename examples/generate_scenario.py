@@ -264,7 +264,7 @@ class Aws:
             "identityProvider": provider,
         }
 
-    def event(  # noqa: PLR0917 - builders take the record fields in order
+    def event(
         self,
         t: datetime,
         source: str,
@@ -314,7 +314,7 @@ class Aws:
     def repo_arn(repo: str) -> list[dict[str, Any]]:
         return [{"accountId": ACCOUNT, "ARN": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repo}"}]
 
-    def ecr(  # noqa: PLR0917 - builders take the record fields in order
+    def ecr(
         self,
         t: datetime,
         name: str,
@@ -344,7 +344,7 @@ class Aws:
     def auth_token(self, t: datetime, ident: dict[str, Any], ip: str, agent: str) -> None:
         self.ecr(t, "GetAuthorizationToken", ident, ip, agent, {}, None, read_only=True)
 
-    def pull(  # noqa: PLR0917 - builders take the record fields in order
+    def pull(
         self,
         t: datetime,
         ident: dict[str, Any],
@@ -377,7 +377,7 @@ class Aws:
             self.ecr(t, "GetDownloadUrlForLayer", ident, ip, agent, layer, None, True, repo)
         return t
 
-    def push(  # noqa: PLR0917 - builders take the record fields in order
+    def push(
         self,
         t: datetime,
         ident: dict[str, Any],
@@ -424,7 +424,7 @@ class Registry:
         self.harbor_id = 880_000
         self.instance = sc.uuid()
 
-    def dist(  # noqa: PLR0917 - builders take the record fields in order
+    def dist(
         self,
         t: datetime,
         action: str,
@@ -477,7 +477,7 @@ class Registry:
         }
         return self.sc.add("registry", t, rec)
 
-    def dist_pull(  # noqa: PLR0917 - builders take the record fields in order
+    def dist_pull(
         self,
         t: datetime,
         actor: str | None,
@@ -548,7 +548,7 @@ class Ci:
         rec.update(fields)
         return self.sc.add("ci", t, rec)
 
-    def gitlab(  # noqa: PLR0917 - builders take the record fields in order
+    def gitlab(
         self,
         t: datetime,
         event_type: str,
@@ -618,7 +618,7 @@ class Vault:
             self.hmac(), self.hmac(), display_name, ["default", *policies], metadata, self.sc.uuid()
         )
 
-    def call(  # noqa: PLR0917 - builders take the record fields in order
+    def call(
         self,
         t: datetime,
         tok: VaultToken | None,

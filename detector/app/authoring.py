@@ -43,6 +43,7 @@ from detector.detect import Explanation, RuleSet, explain, load_rules
 from detector.detect.correlation import CorrelationEngine, FirstSeenEngine, is_first_seen
 from detector.detect.loader import RULE_SUFFIXES
 from detector.errors import RuleError, RuleLoadError
+from detector.models import LogSource
 
 DEFAULT_RULES = Path("detections/rules")
 DEFAULT_PIPELINES = Path("detections/pipelines")
@@ -608,6 +609,30 @@ def load_pipeline(paths: Sequence[Path]) -> ProcessingPipeline:
     return pipeline
 
 
+def field_mapping(
+    logsource: LogSource, paths: Sequence[Path] = (DEFAULT_PIPELINES,)
+) -> dict[str, str]:
+    """Native field name -> ECS field name that the pipelines apply to ``logsource`` rules."""
+    mapping: dict[str, str] = {}
+    for path in pipeline_files(paths):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for item in document.get("transformations", []):
+            if item.get("type") == "field_name_mapping" and _applies(item, logsource):
+                for native, ecs in item.get("mapping", {}).items():
+                    if isinstance(ecs, str):
+                        mapping[str(native)] = ecs
+    return mapping
+
+
+def _applies(item: dict[str, Any], logsource: LogSource) -> bool:
+    return any(
+        cond.get("type") == "logsource"
+        and cond.get("product") == logsource.product
+        and cond.get("service") in (None, logsource.service)
+        for cond in item.get("rule_conditions", [])
+    )
+
+
 def _kind(rule: SigmaRuleBase) -> str:
     if isinstance(rule, SigmaCorrelationRule):
         return str(rule.type)
@@ -894,6 +919,7 @@ __all__ = [
     "convert",
     "engine_errors",
     "explain_record",
+    "field_mapping",
     "junit_xml",
     "load_pipeline",
     "mirror",

@@ -327,8 +327,8 @@ def test_convert_lucene_skips_correlations_with_reason(tmp_path: Path) -> None:
 
 
 def test_convert_esql_converts_correlations_and_sets_indices(tmp_path: Path) -> None:
-    """ES|QL converts an event_count correlation (stats by the group-by field) and
-    searches the indices given with --index."""
+    """ES|QL converts an event_count correlation (stats by the group-by field, mapped to
+    its ECS name by the default pipelines) and searches the indices given with --index."""
     write(tmp_path / "burst.yml", BURST)
     result = run("convert", "-t", "esql", str(tmp_path), "--index", "logs-aws-*", "-f", "json")
     assert result.exit_code == 0, result.output
@@ -337,18 +337,23 @@ def test_convert_esql_converts_correlations_and_sets_indices(tmp_path: Path) -> 
     assert item["type"] == "event_count"
     query = item["queries"][0]
     assert query.startswith("from logs-aws-*")
-    assert "userIdentity.arn" in query
+    assert "by timebucket, aws.cloudtrail.user_identity.arn" in query
+    assert "userIdentity" not in query
     assert ">= 3" in query
 
 
 def test_convert_eql_writes_output_file(tmp_path: Path) -> None:
-    """EQL output goes to --output; stdout stays empty."""
+    """EQL output (ECS field names through the default pipelines) goes to --output; stdout
+    stays empty."""
     rules = write(tmp_path / "rules" / "stop.yml", STOP_LOGGING).parent
     target = tmp_path / "out" / "rules.eql"
     result = run("convert", "-t", "eql", str(rules), "-o", str(target))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert 'any where (eventSource:"cloudtrail.amazonaws.com"' in target.read_text()
+    text = target.read_text()
+    assert 'any where event.dataset:"aws.cloudtrail"' in text
+    assert 'event.provider:"cloudtrail.amazonaws.com"' in text
+    assert "eventSource" not in text
 
 
 def test_convert_kibana_is_importable_ndjson(tmp_path: Path) -> None:

@@ -11,14 +11,17 @@ left out, as a search engine does.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch, helpers
 from sigma.backends.elasticsearch import LuceneBackend
 from sigma.collection import SigmaCollection
 
+from detector.app.authoring import load_pipeline
 from detector.detect import RuleSet
-from detector.detect.pipelines import processing_pipeline
+
+PIPELINES = Path(__file__).resolve().parents[2] / "detections" / "pipelines"
 
 MAPPING = {
     "settings": {
@@ -81,7 +84,7 @@ def search_verdicts(
             ),
         )
         client.indices.refresh(index=index)
-        backend = LuceneBackend(processing_pipeline(["cloudtrail"]))
+        backend = LuceneBackend(load_pipeline([PIPELINES / "cloudtrail.yml"]))
         found: set[tuple[str, int]] = set()
         for rule in rules.rules:
             collection = SigmaCollection([rule.sigma])

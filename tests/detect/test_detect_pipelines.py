@@ -10,18 +10,14 @@ import orjson
 import pytest
 from sigma.processing.pipeline import ProcessingPipeline
 
+from detector.app.authoring import field_mapping, load_pipeline, pipeline_files
 from detector.detect.fields import MISSING, getter
 from detector.detect.logsources import NATIVE
-from detector.detect.pipelines import (
-    PIPELINE_DIR,
-    field_mapping,
-    pipeline_files,
-    processing_pipeline,
-)
 from detector.models import LogSource
 from detector.normalize import Normalizer
 
 ROOT = Path(__file__).resolve().parents[2]
+PIPELINE_DIR = ROOT / "detections" / "pipelines"
 SIGMA = Path(sys.executable).parent / "sigma"
 FIXTURES = ROOT / "tests" / "fixtures" / "records"
 
@@ -38,22 +34,23 @@ def _convert(rule: Path, *pipelines: str) -> str:
 
 def test_every_pipeline_file_loads_in_pysigma() -> None:
     """Each YAML file is a valid pySigma pipeline; there is one per native source plus ecs."""
-    names = {p.stem for p in pipeline_files()}
+    files = pipeline_files([PIPELINE_DIR])
+    names = {p.stem for p in files}
     assert names == {"cloudtrail", "github", "gitlab", "vault", "distribution", "harbor", "ecs"}
-    for path in pipeline_files():
+    for path in files:
         assert ProcessingPipeline.from_yaml(path.read_text()).items
-    assert len(processing_pipeline().items) == sum(
-        len(ProcessingPipeline.from_yaml(p.read_text()).items) for p in pipeline_files()
+    assert len(load_pipeline([PIPELINE_DIR]).items) == sum(
+        len(ProcessingPipeline.from_yaml(p.read_text()).items) for p in files
     )
-    with pytest.raises(KeyError):
-        processing_pipeline(["nope"])
+    with pytest.raises(ValueError, match="no such pipeline"):
+        load_pipeline([PIPELINE_DIR / "nope.yml"])
 
 
 def test_every_native_source_has_a_mapping() -> None:
     """Every native log source of the event contract maps at least its action/user fields."""
     for logsource in NATIVE:
-        assert field_mapping(logsource), logsource
-    assert field_mapping(LogSource("windows", "security")) == {}
+        assert field_mapping(logsource, [PIPELINE_DIR]), logsource
+    assert field_mapping(LogSource("windows", "security"), [PIPELINE_DIR]) == {}
 
 
 def test_sigma_cli_converts_a_sigmahq_rule_to_ecs_fields(shared_dir: Path) -> None:
@@ -91,7 +88,7 @@ def test_mapped_fields_exist_in_normalized_events() -> None:
     for path in sorted(FIXTURES.rglob("*.json")):
         events, _ = normalizer.normalize(orjson.loads(path.read_bytes()))
         for ev in events:
-            for native, ecs in field_mapping(ev.logsource).items():
+            for native, ecs in field_mapping(ev.logsource, [PIPELINE_DIR]).items():
                 value = getter(native)(ev.raw)
                 if value is MISSING or value in (None, "") or isinstance(value, dict | list):
                     continue
