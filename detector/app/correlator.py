@@ -361,6 +361,10 @@ class Correlator:
                 continue
             newest = -math.inf
             for msg in messages:
+                if state.offset is not None and msg.offset < state.offset:
+                    # Already reflected in the restored state: the seek on assignment can
+                    # lose a race with the fetcher's own position reset, so check here too.
+                    continue
                 records += 1
                 try:
                     record = decode_matches_record(msg.value)
