@@ -36,9 +36,15 @@ def decode_json(
             raise DecodeError("invalid_utf8", msg) from None
         raise DecodeError("invalid_json", msg) from None
     # Cheap upper bound first: depth can never exceed the number of opening brackets,
-    # so most records skip the walk over the parsed value.
+    # so most records skip the walk over the parsed value. The brackets are counted by
+    # deleting them: a one-byte ``replace`` hops between them with memchr, where
+    # ``count`` steps through every byte (nearly half the parse time on CloudTrail
+    # records). Capping each deletion at ``max_depth + 1`` keeps the sum's comparison
+    # with ``max_depth`` exact and bounds the work on input made of brackets.
     raw = value if type(value) is bytes else bytes(value)
     max_depth = limits.max_depth
-    if raw.count(b"{") + raw.count(b"[") > max_depth and exceeds_depth(doc, max_depth):
+    cap = max_depth + 1
+    brackets = len(raw) - len(raw.replace(b"{", b"", cap).replace(b"[", b"", cap))
+    if brackets > max_depth and exceeds_depth(doc, max_depth):
         raise DecodeError("too_deep", f"nesting > {limits.max_depth}")
     return doc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
+import socket
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -23,7 +23,9 @@ from detector.models import Event, LogSource, Origin
 #: Default origin of events normalized outside a pipeline (tests, direct calls).
 NO_ORIGIN = Origin()
 
-_TIME_CACHE: dict[Any, tuple[float, str]] = {}
+#: Event times already converted, by their source value. Hot paths read it directly
+#: (``TIME_CACHE.get(value)``) to skip the call into :func:`timestamp` on a hit.
+TIME_CACHE: dict[Any, tuple[float, str]] = {}
 _TIME_CACHE_MAX = 16384
 
 
@@ -93,7 +95,7 @@ def timestamp(value: Any, key: str) -> tuple[float, str]:
     numbers in seconds or milliseconds (values above 1e11 are milliseconds).
     Results are cached: a stream carries the same second many times.
     """
-    hit = _TIME_CACHE.get(value) if type(value) is str or type(value) is int else None
+    hit = TIME_CACHE.get(value) if type(value) is str or type(value) is int else None
     if hit is not None:
         return hit
     if value is None or value == "":
@@ -120,28 +122,32 @@ def timestamp(value: Any, key: str) -> tuple[float, str]:
         result = (epoch, value if value.endswith("Z") else _to_iso(dt))
     else:
         raise NormalizeError("wrong_type", f"{key}: expected a time, got {type(value).__name__}")
-    if len(_TIME_CACHE) >= _TIME_CACHE_MAX:
-        _TIME_CACHE.clear()
+    if len(TIME_CACHE) >= _TIME_CACHE_MAX:
+        TIME_CACHE.clear()
     if isinstance(value, str | int):
-        _TIME_CACHE[value] = result
+        TIME_CACHE[value] = result
     return result
 
 
-_IPV4 = re.compile(
-    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-    r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}\Z"
-)
-_ipv4_match = _IPV4.match
+_inet_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
 
 
 def is_ip(value: str) -> bool:
     """True if ``value`` is an IPv4 or IPv6 address (not a host name).
 
-    IPv4 goes through a regular expression: ``ipaddress`` costs more than the rest
-    of a CloudTrail record's normalization, and source addresses rarely repeat.
+    IPv4 goes through ``inet_pton``: strict dotted quads, as ``ipaddress`` accepts them
+    (no leading zeros, no shorthand), at a fraction of the cost of ``ipaddress`` or a
+    regular expression; source addresses rarely repeat, so caching would not help.
+    Only values ending in a digit are tried, so host names cost no exception.
     """
-    if _ipv4_match(value) is not None:
-        return True
+    if value and value[-1] in "0123456789":
+        try:
+            _inet_pton(_AF_INET, value)
+        except (OSError, ValueError):  # not IPv4; ValueError for NUL or surrogates
+            pass
+        else:
+            return True
     return ":" in value and _is_ipv6(value)
 
 
@@ -192,7 +198,7 @@ def _event_setters() -> tuple[Any, ...] | None:
 _SETTERS = _event_setters()
 
 
-def new_event(  # noqa: PLR0917 - mirrors the positional fields of Event
+def new_event(
     event_id: str,
     epoch: float,
     family: str,

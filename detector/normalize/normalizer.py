@@ -65,8 +65,6 @@ class Normalizer:
         self, doc: Any, origin: Origin = NO_ORIGIN
     ) -> tuple[list[Event], list[NormalizeError]]:
         """Events and per-record errors of one decoded document; never raises for bad data."""
-        events: list[Event] = []
-        errors: list[NormalizeError] = []
         fixed = self._fixed
         if (
             type(doc) is dict
@@ -77,12 +75,13 @@ class Normalizer:
         ):
             # Fast path: a single record of a known family.
             try:
-                events.append(fixed(doc, origin))
+                return [fixed(doc, origin)], []
             except NormalizeError as exc:
-                errors.append(exc)
+                return [], [exc]
             except _UNEXPECTED as exc:
-                errors.append(NormalizeError("invalid_record", f"{type(exc).__name__}: {exc}"))
-            return events, errors
+                return [], [NormalizeError("invalid_record", f"{type(exc).__name__}: {exc}")]
+        events: list[Event] = []
+        errors: list[NormalizeError] = []
         try:
             items = self._unwrap(doc, "", 0)
         except NormalizeError as exc:

@@ -82,3 +82,29 @@ def test_exceeds_depth_counts_levels() -> None:
     assert not exceeds_depth({"a": [1]}, 2)
     assert exceeds_depth({"a": [1]}, 1)
     assert exceeds_depth([[[[]]]], 3)
+
+
+@pytest.mark.parametrize(("levels", "too_deep"), [(32, False), (33, True), (40, True)])
+def test_depth_limit_counts_objects_and_arrays_together(levels: int, too_deep: bool) -> None:
+    """Alternating object/array nesting counts both kinds: 2 x 32 levels pass, 2 x 33 do not.
+
+    Neither kind alone exceeds the limit here, so the bound on the brackets must add them.
+    """
+    doc = b'{"a":[' * levels + b"1" + b"]}" * levels
+    if too_deep:
+        assert _reason(doc) == "too_deep"
+    else:
+        assert decode_json(doc) is not None
+
+
+@pytest.mark.parametrize("wrap", [bytearray, memoryview])
+def test_buffers_are_checked_like_bytes(wrap: type) -> None:
+    """bytearray and memoryview input obey the same depth limit as bytes."""
+    assert decode_json(wrap(b"[" * 64 + b"]" * 64)) is not None
+    assert _reason(wrap(b"[" * 65 + b"]" * 65)) == "too_deep"
+
+
+def test_documents_made_of_brackets_in_strings_stay_shallow() -> None:
+    """A large value packed with brackets inside a string decodes (it nests nothing)."""
+    doc = b'{"s": "' + b"{[" * 100_000 + b'"}'
+    assert decode_json(doc)["s"] == "{[" * 100_000
