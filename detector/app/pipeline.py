@@ -14,9 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from detector.app.ingest import Ingestor
-from detector.app.ruletest import AlertPipeline
 from detector.detect import DetectionEngine, RuleSet, alert_for_match
-from detector.detect.correlation import suppressed_rule_ids
+from detector.detect.alerting import AlertPipeline, silent_rule_ids
 from detector.detect.correlation.routing import MatchRouter
 from detector.models import Alert, DeadLetter, Event, RawRecord, RoutedMatch
 
@@ -94,7 +93,7 @@ class DetectPipeline(_Ingesting):
     """The detect stage: stateless, so any member may process any source partition.
 
     Single-event matches become alerts unless the rule is a silent correlation building
-    block or a first-seen rule (as in :class:`~detector.app.ruletest.AlertPipeline`);
+    block or a first-seen rule (as in :class:`~detector.detect.alerting.AlertPipeline`);
     every match a correlation or first-seen rule needs is routed by
     :class:`~detector.detect.correlation.routing.MatchRouter`.
     """
@@ -107,11 +106,11 @@ class DetectPipeline(_Ingesting):
     ) -> None:
         super().__init__(default, ingestors)
         self.ruleset = ruleset
-        names = dict(ruleset.names)
-        sigma_rules = [r.sigma for r in ruleset.rules]
         self.engine = DetectionEngine(ruleset)
-        self.router = MatchRouter(sigma_rules, ruleset.correlations, rule_ids=names)
-        self.suppressed = suppressed_rule_ids(sigma_rules, rule_ids=names) | set(ruleset.silent)
+        self.router = MatchRouter(
+            [r.sigma for r in ruleset.rules], ruleset.correlations, rule_ids=dict(ruleset.names)
+        )
+        self.suppressed = silent_rule_ids(ruleset)
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         """Single-event alerts and routed matches of one batch, in arrival order."""

@@ -32,13 +32,9 @@ from typing import Any
 
 import yaml
 
-from detector.detect import DetectionEngine, RuleSet, alert_for_match, load_rules
-from detector.detect.correlation import (
-    CorrelationEngine,
-    FirstSeenEngine,
-    rule_key,
-    suppressed_rule_ids,
-)
+from detector.detect import RuleSet, load_rules
+from detector.detect.alerting import AlertPipeline
+from detector.detect.correlation import rule_key
 from detector.errors import NormalizeError
 from detector.models import Alert, Event, Origin
 from detector.normalize import Normalizer
@@ -51,47 +47,6 @@ _SPAN_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class CaseFormatError(ValueError):
     """A test file or case does not follow the documented format."""
-
-
-# --------------------------------------------------------------------------------------
-# The pipeline: events in, alerts out (single-event, first-seen and correlation).
-# --------------------------------------------------------------------------------------
-
-
-class AlertPipeline:
-    """Detection over an event-time-ordered stream, as the runtime wires it.
-
-    Single-event matches become alerts unless the rule is a silent correlation building
-    block or a first-seen rule; every match also feeds the first-seen and correlation
-    engines. Call :meth:`process` in event-time order, then :meth:`flush` once.
-    """
-
-    def __init__(self, ruleset: RuleSet) -> None:
-        self.ruleset = ruleset
-        names = dict(ruleset.names)
-        sigma_rules = [r.sigma for r in ruleset.rules]
-        self.engine = DetectionEngine(ruleset)
-        self.first_seen = FirstSeenEngine(sigma_rules, rule_ids=names)
-        self.correlations = CorrelationEngine(ruleset.correlations, rule_ids=names)
-        self.suppressed = suppressed_rule_ids(sigma_rules, rule_ids=names) | set(ruleset.silent)
-
-    def process(self, event: Event) -> list[Alert]:
-        """Alerts completed by ``event``."""
-        alerts: list[Alert] = []
-        matches = self.engine.evaluate(event)
-        for match in matches:
-            if match.rule.id not in self.suppressed:
-                alerts.append(alert_for_match(match))
-            alerts.extend(self.first_seen.process(match))
-            alerts.extend(self.correlations.process(match))
-        if not matches:
-            alerts.extend(self.correlations.advance_watermark(event.timestamp))
-            self.first_seen.advance_watermark(event.timestamp)
-        return alerts
-
-    def flush(self) -> list[Alert]:
-        """End of input: alerts of windows still open."""
-        return [*self.first_seen.flush(), *self.correlations.flush()]
 
 
 def detect_all(ruleset: RuleSet, events: Iterable[Event]) -> list[Alert]:
