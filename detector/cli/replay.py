@@ -51,7 +51,7 @@ def replay_command(
     for error in ruleset.errors:
         err.print(f"[red]rejected[/red] {error}", markup=True, highlight=False)
     with Progress(
-        TextColumn("replaying"),
+        TextColumn("{task.description:<11}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -59,12 +59,14 @@ def replay_command(
         transient=True,
         disable=not err.is_terminal,
     ) as progress:
-        task = progress.add_task("events", total=None)
+        task = progress.add_task("reading", total=None)
         result = replay(
             paths,
             ruleset,
             Ingestor(source=source),
-            on_event=lambda done, total: progress.update(task, completed=done, total=total),
+            on_progress=lambda phase, done, total: progress.update(
+                task, description=phase, completed=done, total=total
+            ),
         )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
