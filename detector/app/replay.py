@@ -16,7 +16,7 @@ from typing import TypeVar
 from detector.app.ingest import Ingestor
 from detector.app.pipeline import Pipeline
 from detector.detect import RuleSet
-from detector.models import Alert, DeadLetter, Event
+from detector.models import Alert, DeadLetter, Event, RawRecord
 from detector.sources.files import iter_records
 
 T = TypeVar("T")
@@ -49,9 +49,14 @@ def replay(
     """
     report = on_progress or (lambda phase, done, total: None)
     pipeline = Pipeline(ruleset, default=ingestor)
-    records = list(iter_records(paths))
-    events: list[Event] = []
+    records: list[RawRecord] = []
     dead: list[DeadLetter] = []
+    for item in iter_records(paths):
+        if isinstance(item, DeadLetter):
+            dead.append(item)
+        else:
+            records.append(item)
+    events: list[Event] = []
     for start, batch in _chunks(records):
         got, lost = pipeline.ingest(batch)
         events.extend(got)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import sys
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,56 +10,18 @@ import orjson
 import typer
 
 from detector.app.ingest import FORMATS, Ingestor, load_schemas
-from detector.decode import DEFAULT_MAX_BYTES, DecodeLimits, decode_json, read_container
+from detector.decode import DEFAULT_MAX_BYTES, DecodeLimits, read_container
 from detector.decode.avrowire import CONTAINER_MAGIC
 from detector.errors import ConfigError, DecodeError
 from detector.models import DeadLetter, Origin, RawRecord
 from detector.normalize import SOURCES
-
-#: A whole file (e.g. an S3 delivery of CloudTrail) may exceed the per-record limit.
-DEFAULT_MAX_FILE_BYTES = 512 << 20
-
-
-def _read(name: str, max_file_bytes: int) -> bytes:
-    """The bytes of a path or of stdin (``-``), gunzipped when gzip-compressed."""
-    if name == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        path = Path(name)
-        if not path.is_file():
-            raise typer.BadParameter(f"{name}: no such file", param_hint="PATH")
-        data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            # Bounded inflate: a small .gz can expand without limit.
-            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            data = inflater.decompress(data, max_file_bytes + 1)
-        except zlib.error as exc:
-            raise gzip.BadGzipFile(str(exc)) from None
-    return data
-
-
-def _records(data: bytes, path: str, fmt: str, limits: DecodeLimits) -> Iterator[RawRecord]:
-    """One whole-file record, or one record per line for JSON-lines input."""
-    whole = RawRecord(data, Origin(path=path))
-    if fmt == "avro" or not data.strip():
-        yield whole
-        return
-    try:
-        decode_json(data, DecodeLimits(max_bytes=max(len(data), 1), max_depth=limits.max_depth))
-    except DecodeError:
-        lines = data.splitlines()
-        first = next((line for line in lines if line.strip()), b"")
-        try:
-            decode_json(first, limits)
-        except DecodeError:
-            yield whole  # not JSON lines either: one dead letter for the file
-            return
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                yield RawRecord(line, Origin(path=path, line=number))
-        return
-    yield whole
+from detector.sources.files import (
+    DEFAULT_MAX_FILE_BYTES,
+    FileReadError,
+    expand,
+    read_file,
+    split_records,
+)
 
 
 def normalize(
@@ -70,7 +29,7 @@ def normalize(
         list[str],
         typer.Argument(
             metavar="PATH",
-            help="Files (plain, .gz, S3-delivery, JSON lines, Avro); '-' reads stdin.",
+            help="Files or directories (plain, .gz, S3-delivery, JSON lines, Avro); '-' is stdin.",
         ),
     ],
     *,
@@ -109,21 +68,25 @@ def normalize(
     except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="--schemas") from None
 
-    out = sys.stdout
     for name in paths:
+        if name != "-" and not Path(name).exists():
+            raise typer.BadParameter(f"{name}: no such file or directory", param_hint="PATH")
+    out = sys.stdout
+    for name in expand(paths):
         try:
-            data = _read(name, max_file_bytes)
-        except (OSError, gzip.BadGzipFile) as exc:
-            _report(DeadLetter("decode", "unreadable", str(exc), Origin(path=name)))
-            continue
-        if len(data) > max_file_bytes:
-            detail = f"more than {max_file_bytes} bytes"
-            _report(DeadLetter("decode", "too_large", detail, Origin(path=name)))
+            data = read_file(name, max_file_bytes)
+        except FileReadError as exc:
+            _report(DeadLetter("read", exc.reason, exc.detail, Origin(path=name)))
             continue
         if fmt != "json" and data[:4] == CONTAINER_MAGIC:
             _container(ingestor, data, name, limits)
             continue
-        for record in _records(data, name, fmt, limits):
+        records = (
+            [RawRecord(data, Origin(path=name))]
+            if fmt == "avro"
+            else split_records(data, name, limits.max_depth)
+        )
+        for record in records:
             events, dead = ingestor.ingest(record)
             for event in events:
                 out.write(orjson.dumps(event.ecs).decode())
