@@ -30,6 +30,10 @@ class ReplayResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     records: int = 0
     events: int = 0
+    #: Stateful-rule health over the run: events too late for any window, and groups
+    #: evicted because a rule hit its state cap (both mean possibly missed alerts).
+    too_late_events: int = 0
+    evictions: int = 0
 
     def alerts_by_rule(self) -> Counter[tuple[str, str, str]]:
         """Alert counts keyed by (rule id, title, level)."""
@@ -76,6 +80,9 @@ def replay(
             seen.add(alert.id)
             result.alerts.append(alert)
     result.alerts.sort(key=lambda a: a.timestamp)
+    for stats in (pipeline.detection.correlations.stats, pipeline.detection.first_seen.stats):
+        result.too_late_events += stats.too_late_events
+        result.evictions += stats.evictions
     return result
 
 

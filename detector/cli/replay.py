@@ -120,6 +120,8 @@ def _summary_table(result: ReplayResult, ruleset: RuleSet, output: Path | None) 
     table.add_row("rules loaded", str(len(ruleset.rules) + len(ruleset.correlations)))
     table.add_row("rules rejected", str(ruleset.rejected))
     table.add_row("dead letters", str(len(result.dead_letters)))
+    table.add_row("too-late events", str(result.too_late_events))
+    table.add_row("state evictions", str(result.evictions))
     table.add_row("rules fired", str(len(result.alerts_by_rule())))
     table.add_row("alerts", str(len(result.alerts)))
     if output is not None:

@@ -86,6 +86,7 @@ def test_replay_reads_every_framing_writes_alerts_and_counts_dead_letters(tmp_pa
     assert all(d["kibana"]["alert"]["reason"] for d in docs)
     assert "dead letters" in result.output
     assert _row(result.output, "dead letters") == 1
+    assert _row(result.output, "state evictions") == 0
     assert "Secret read by a person" in result.output
 
 
