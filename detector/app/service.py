@@ -19,7 +19,7 @@ import structlog
 from detector.app.correlator import Correlator, EngineFactory
 from detector.app.health import HealthServer, HealthState
 from detector.app.ingest import Ingestor, load_schemas
-from detector.app.pipeline import DetectPipeline, Pipeline
+from detector.app.pipeline import DetectPipeline
 from detector.app.runner import Runner
 from detector.app.settings import DetectorSettings
 from detector.decode import DecodeLimits
@@ -64,12 +64,6 @@ def _ingestors(settings: DetectorSettings) -> tuple[Ingestor, dict[str, Ingestor
         for topic, cfg in settings.kafka.topic_formats.items()
     }
     return Ingestor(limits=limits), ingestors
-
-
-def build_pipeline(settings: DetectorSettings, ruleset: RuleSet) -> Pipeline:
-    """Per-topic ingestors around the in-process (single-stage) detection pipeline."""
-    default, ingestors = _ingestors(settings)
-    return Pipeline(ruleset, default=default, ingestors=ingestors)
 
 
 def build_detect_pipeline(settings: DetectorSettings, ruleset: RuleSet) -> DetectPipeline:
