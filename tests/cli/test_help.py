@@ -45,5 +45,3 @@ def test_unknown_command_is_a_usage_error() -> None:
     """A misspelt command exits 2 (usage error), not 0 or 1."""
     result = CliRunner().invoke(app, ["replya"])
     assert result.exit_code == 2
-
-
