@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from detector.sinks.documents import DEFAULT_INDEX
+from detector.sinks.envlist import EnvList
 from detector.sinks.notify.config import PagerDutySinkConfig, SlackSinkConfig
 
 
@@ -32,9 +30,7 @@ class _SearchSinkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Node URLs; from the environment either a JSON list or comma-separated URLs.
-    hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["http://localhost:9200"], min_length=1
-    )
+    hosts: EnvList = Field(default_factory=lambda: ["http://localhost:9200"], min_length=1)
     #: Write alias; the template covers ``<index>-*`` and ``<index>-000001`` is created first.
     index: str = Field(default=DEFAULT_INDEX, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     username: str | None = None
@@ -50,16 +46,6 @@ class _SearchSinkConfig(BaseModel):
     shards: int = Field(default=1, ge=1)
     #: ``None`` keeps the engine default (1); a single-node cluster is then yellow, which is fine.
     replicas: int | None = Field(default=None, ge=0)
-
-    @field_validator("hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [h.strip() for h in text.split(",") if h.strip()]
-        return value
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> _SearchSinkConfig:

@@ -9,12 +9,12 @@ and the routing key are credentials.
 from __future__ import annotations
 
 import ipaddress
-import json
-from typing import Annotated, Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+
+from detector.sinks.envlist import EnvList
 
 Level = Literal["informational", "low", "medium", "high", "critical"]
 
@@ -27,18 +27,6 @@ _DEFAULT_FIELDS = (
     "cloud.account.id",
     "host.name",
 )
-
-StrList = Annotated[list[str], NoDecode]
-
-
-def _split(value: Any) -> Any:
-    """An environment string as a list: a JSON array or comma-separated items."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
 
 
 def _is_loopback(host: str) -> bool:
@@ -107,16 +95,16 @@ class NotifyConfig(BaseModel):
     min_severity: Level = "medium"
     #: Notify only alerts with a rule tag matching one of these ``fnmatch`` patterns
     #: (e.g. ``attack.credential-access``, ``attack.t1552*``); empty = every tag.
-    include_tags: StrList = Field(default_factory=list)
+    include_tags: EnvList = Field(default_factory=list)
     #: Never notify alerts with a rule tag matching one of these patterns.
-    exclude_tags: StrList = Field(default_factory=list)
+    exclude_tags: EnvList = Field(default_factory=list)
     #: One notification per rule and key per window (wall clock); 0 turns it off.
     suppression_window_seconds: float = Field(default=900.0, ge=0)
     #: ECS fields of the first event forming the key of a single-event alert
     #: (correlation alerts use their group key).
-    suppress_by: StrList = Field(default_factory=lambda: ["user.name", "source.ip"])
+    suppress_by: EnvList = Field(default_factory=lambda: ["user.name", "source.ip"])
     #: ECS fields of the first event shown in the notification.
-    fields: StrList = Field(default_factory=lambda: list(_DEFAULT_FIELDS), max_length=8)
+    fields: EnvList = Field(default_factory=lambda: list(_DEFAULT_FIELDS), max_length=8)
     #: Kibana base URL (e.g. ``https://kibana.example.com`` or ``.../s/<space>``): adds
     #: a link to the alert in Discover.
     kibana_url: str | None = None
@@ -126,15 +114,9 @@ class NotifyConfig(BaseModel):
     #: Alert ids remembered as already handled, so a retried batch is not re-notified.
     dedup_cache_size: int = Field(default=10_000, ge=1)
     #: Exact host names the endpoint may point to.
-    allowed_hosts: StrList = Field(default_factory=list)
+    allowed_hosts: EnvList = Field(default_factory=list)
     #: Accept ``http://`` endpoints on loopback hosts only (local test servers).
     allow_http: bool = False
-
-    @field_validator("include_tags", "exclude_tags", "suppress_by", "fields", "allowed_hosts",
-                     mode="before")  # fmt: skip
-    @classmethod
-    def _split_lists(cls, value: Any) -> Any:
-        return _split(value)
 
     @field_validator("kibana_url")
     @classmethod
@@ -155,7 +137,7 @@ class SlackSinkConfig(NotifyConfig):
 
     #: The Incoming Webhook URL (a credential: anyone holding it can post).
     webhook_url: SecretStr
-    allowed_hosts: StrList = Field(default_factory=lambda: ["hooks.slack.com"])
+    allowed_hosts: EnvList = Field(default_factory=lambda: ["hooks.slack.com"])
     #: Messages per minute at most (alerts and summaries together); the alerts beyond are
     #: counted and reported in one summary message once the minute is over.
     max_per_minute: int = Field(default=20, ge=2)
@@ -181,7 +163,7 @@ class PagerDutySinkConfig(NotifyConfig):
     #: The Events API v2 integration key of the service (a credential).
     routing_key: SecretStr
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
-    allowed_hosts: StrList = Field(
+    allowed_hosts: EnvList = Field(
         default_factory=lambda: ["events.pagerduty.com", "events.eu.pagerduty.com"]
     )
     min_severity: Level = "high"
