@@ -5,7 +5,6 @@ Mapping tables: docs/mappings/github.md and docs/mappings/gitlab.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from detector.errors import NormalizeError
@@ -129,7 +128,7 @@ def _verb(action: str) -> list[str]:
     return ["change"]
 
 
-def _copy(record: Mapping[str, Any], keys: tuple[str, ...], into: dict[str, Any]) -> None:
+def _copy(record: dict[str, Any], keys: tuple[str, ...], into: dict[str, Any]) -> None:
     for key in keys:
         value = record.get(key)
         if value is None or key in into:
@@ -140,7 +139,7 @@ def _copy(record: Mapping[str, Any], keys: tuple[str, ...], into: dict[str, Any]
             into[key] = value
 
 
-def normalize_github(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+def normalize_github(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
     """One GitHub audit-log event (REST ``/audit-log`` export or audit-log streaming)."""
     action = required_text(record, "action")
     when = record.get("@timestamp")
@@ -198,7 +197,7 @@ def normalize_github(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> E
     return new_event(event_id, epoch, "ci", GITHUB, ecs, record, origin)
 
 
-def _gitlab_action(record: Mapping[str, Any], details: dict[str, Any]) -> str:
+def _gitlab_action(record: dict[str, Any], details: dict[str, Any]) -> str:
     for source, key in ((record, "event_name"), (details, "event_name"), (record, "event_type")):
         value = text(source, key)
         if value:
@@ -212,7 +211,7 @@ def _gitlab_action(record: Mapping[str, Any], details: dict[str, Any]) -> str:
     return "audit_event"
 
 
-def normalize_gitlab(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+def normalize_gitlab(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
     """One GitLab audit event (REST ``/audit_events`` or streaming destination shape)."""
     details = obj(record, "details")
     epoch, iso = timestamp(record.get("created_at"), "created_at")
@@ -269,19 +268,19 @@ def normalize_gitlab(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> E
     return new_event(event_id, epoch, "ci", GITLAB, ecs, record, origin)
 
 
-def is_github(record: Mapping[str, Any]) -> bool:
+def is_github(record: dict[str, Any]) -> bool:
     """Shape test: GitHub events have ``action`` and ``@timestamp``/``actor``/``_document_id``."""
     return "action" in record and (
         "@timestamp" in record or "_document_id" in record or "actor" in record
     )
 
 
-def is_gitlab(record: Mapping[str, Any]) -> bool:
+def is_gitlab(record: dict[str, Any]) -> bool:
     """Shape test: GitLab audit events have ``entity_type`` plus ``author_id`` or ``details``."""
     return "entity_type" in record and ("author_id" in record or "details" in record)
 
 
-def normalize_ci(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+def normalize_ci(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
     """A CI-family record of either kind, told apart by shape."""
     if is_gitlab(record):
         return normalize_gitlab(record, origin)

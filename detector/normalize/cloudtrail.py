@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from detector.errors import NormalizeError
@@ -152,7 +151,7 @@ def _ecr_image(params: dict[str, Any], response: dict[str, Any]) -> tuple[list[s
     return tags, digests
 
 
-def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+def normalize_cloudtrail(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
     """One CloudTrail record (already unwrapped from its envelope) to an :class:`Event`.
 
     This is the pipeline's hot path, written for CPython 3.11's cost model (measured with
@@ -235,14 +234,13 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
         when = record.get("@timestamp")
     # Many events share a second: a cache hit skips the call into timestamp().
     epoch, iso = (type(when) is str and TIME_CACHE.get(when)) or timestamp(when, "eventTime")
-    if type(ui) is not dict:
-        ui = obj(record, "userIdentity")
-    ui_get = ui.get
-    ui_type = ui_get("type")
-    arn = ui_get("arn")
-    principal = ui_get("principalId")
-    key_id = ui_get("accessKeyId")
-    ui_account = ui_get("accountId")
+    # Containers get declared types once checked: compiled, their reads are direct calls.
+    ui_doc: dict[str, Any] = ui if type(ui) is dict else obj(record, "userIdentity")
+    ui_type = ui_doc.get("type")
+    arn = ui_doc.get("arn")
+    principal = ui_doc.get("principalId")
+    key_id = ui_doc.get("accessKeyId")
+    ui_account = ui_doc.get("accountId")
     if not (
         type(ui_type) is str
         and type(arn) is str
@@ -252,17 +250,17 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
     ) and not {type(ui_type), type(arn), type(principal), type(key_id), type(ui_account)} <= (
         _STR_OR_NONE
     ):
-        ui_type = text(ui, "type")
-        arn = text(ui, "arn")
-        principal = text(ui, "principalId")
-        key_id = text(ui, "accessKeyId")
-        ui_account = text(ui, "accountId")
+        ui_type = text(ui_doc, "type")
+        arn = text(ui_doc, "arn")
+        principal = text(ui_doc, "principalId")
+        key_id = text(ui_doc, "accessKeyId")
+        ui_account = text(ui_doc, "accountId")
     if ui_type == "AssumedRole" and arn:
         user_name: str | None = arn.rpartition("/")[2]
-    elif ui_type == "IAMUser" and type(name_ := ui_get("userName")) is str and name_:
+    elif ui_type == "IAMUser" and type(name_ := ui_doc.get("userName")) is str and name_:
         user_name = name_
     else:
-        user_name = _user_name(ui, ui_type, arn)
+        user_name = _user_name(ui_doc, ui_type, arn)
     account = account or ui_account
     if not event_id:
         event_id = content_id(record)
@@ -316,21 +314,23 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
         identity: dict[str, Any] = {"type": ui_type, "arn": arn, "access_key_id": key_id}
     else:
         identity = compact({"type": ui_type, "arn": arn, "access_key_id": key_id or None})
-    if "invokedBy" in ui:
-        identity["invoked_by"] = text(ui, "invokedBy")
-    if "identityProvider" in ui:
-        identity["identity_provider"] = text(ui, "identityProvider")
-    ctx = ui_get("sessionContext")
-    if ctx:
+    if "invokedBy" in ui_doc:
+        identity["invoked_by"] = text(ui_doc, "invokedBy")
+    if "identityProvider" in ui_doc:
+        identity["identity_provider"] = text(ui_doc, "identityProvider")
+    ctx_value = ui_doc.get("sessionContext")
+    if ctx_value:
         # Session context: MFA and the role a session was issued from.
-        if type(ctx) is not dict:
-            ctx = obj(ui, "sessionContext")
-        issuer = ctx.get("sessionIssuer")
-        attrs = ctx.get("attributes")
+        ctx: dict[str, Any] = (
+            ctx_value if type(ctx_value) is dict else obj(ui_doc, "sessionContext")
+        )
+        issuer_value = ctx.get("sessionIssuer")
+        attrs_value = ctx.get("attributes")
         session: dict[str, Any] = {}
-        if attrs:
-            if type(attrs) is not dict:
-                attrs = obj(ctx, "attributes")
+        if attrs_value:
+            attrs: dict[str, Any] = (
+                attrs_value if type(attrs_value) is dict else obj(ctx, "attributes")
+            )
             # CloudTrail sends "true"/"false" (other text means nothing); compared rather
             # than looked up, as hashing the fresh string costs more.
             mfa = attrs.get("mfaAuthenticated")
@@ -340,9 +340,10 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
                 session["mfa_authenticated"] = False
             elif mfa is not None and type(mfa) is not str and (mfa := flag(mfa)) is not None:
                 session["mfa_authenticated"] = mfa
-        if issuer:
-            if type(issuer) is not dict:
-                issuer = obj(ctx, "sessionIssuer")
+        if issuer_value:
+            issuer: dict[str, Any] = (
+                issuer_value if type(issuer_value) is dict else obj(ctx, "sessionIssuer")
+            )
             i_type = issuer.get("type")
             i_arn = issuer.get("arn")
             i_name = issuer.get("userName")
@@ -372,26 +373,25 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
     if name == "ConsoleLogin":
         extra = obj(record, "additionalEventData")
         trail["console_login"] = compact({"mfa_used": flag(extra.get("MFAUsed"))})
+    request: dict[str, Any] = {}
     if params:
-        if type(params) is not dict:
-            params = obj(record, "requestParameters")
+        request = params if type(params) is dict else obj(record, "requestParameters")
         keys = _TARGET_KEYS.get(source)
         if keys:
             # Loops rather than comprehensions: a comprehension is a function call in 3.11.
             targets = []
             for key in keys:
-                if type(target := params.get(key)) is str:
+                if type(target := request.get(key)) is str:
                     targets.append(target)
             if targets:
                 trail["target"] = targets
-    else:
-        params = {}
     if name == "AssumeRoleWithWebIdentity":
         response = obj(record, "responseElements")
+        subject = text(response, "subjectFromWebIdentityToken") or text(ui_doc, "userName")
         trail["web_identity"] = compact(
             {
-                "subject": text(response, "subjectFromWebIdentityToken") or text(ui, "userName"),
-                "provider": text(response, "provider") or text(ui, "identityProvider"),
+                "subject": subject,
+                "provider": text(response, "provider") or text(ui_doc, "identityProvider"),
                 "audience": text(response, "audience"),
             }
         )
@@ -414,7 +414,7 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
     else:
         user = {"id": principal} if principal else {}
     if source == "iam.amazonaws.com":
-        target_user = params.get("userName")
+        target_user = request.get("userName")
         if type(target_user) is str:
             user["target"] = {"name": target_user}
             related.setdefault("user", [])
@@ -424,9 +424,9 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
         ecs["user"] = user
 
     if source in _ECR_SOURCES:
-        repo = text(params, "repositoryName")
+        repo = text(request, "repositoryName")
         if repo:
-            tags, digests = _ecr_image(params, obj(record, "responseElements"))
+            tags, digests = _ecr_image(request, obj(record, "responseElements"))
             image: dict[str, Any] = {"name": repo}
             if tags:
                 image["tag"] = tags
@@ -436,7 +436,7 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
             ecs["registry"] = compact(
                 {
                     "operation": ECR_OPERATIONS.get(name),
-                    "name": text(params, "registryId") or account,
+                    "name": text(request, "registryId") or account,
                 }
             )
     if related:
@@ -444,7 +444,7 @@ def normalize_cloudtrail(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) 
     return new_event(event_id, epoch, "cloudtrail", LOGSOURCE, ecs, record, origin)
 
 
-def unwrap_cloudtrail(doc: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
+def unwrap_cloudtrail(doc: dict[str, Any]) -> list[tuple[str, Any]] | None:
     """The records of a CloudTrail envelope with their locations, or ``None`` if not one.
 
     S3 delivery files hold ``{"Records": [...]}``; EventBridge wraps one record in

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from detector.errors import NormalizeError
@@ -16,7 +16,7 @@ from detector.normalize.vault import is_vault, normalize_vault
 #: Accepted values of ``--source``: a family name or ``auto``.
 SOURCES = ("auto", "cloudtrail", "registry", "ci", "vault")
 
-RecordNormalizer = Callable[[Mapping[str, Any], Origin], Event]
+RecordNormalizer = Callable[[dict[str, Any], Origin], Event]
 
 NORMALIZERS: dict[str, RecordNormalizer] = {
     "cloudtrail": normalize_cloudtrail,
@@ -28,7 +28,7 @@ NORMALIZERS: dict[str, RecordNormalizer] = {
 _UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 
 
-def detect_family(record: Mapping[str, Any]) -> str:
+def detect_family(record: dict[str, Any]) -> str:
     """The source family of one native record, from its shape alone.
 
     Raise :class:`NormalizeError` (``unknown_source``) if no family fits.
@@ -141,7 +141,7 @@ def _located(exc: NormalizeError, location: str) -> NormalizeError:
 
 
 def normalize_record(
-    record: Mapping[str, Any], family: str | None = None, origin: Origin = NO_ORIGIN
+    record: dict[str, Any], family: str | None = None, origin: Origin = NO_ORIGIN
 ) -> Event:
     """One native record (no envelope) to an event; raise :class:`NormalizeError` if malformed."""
     fn = NORMALIZERS[family or detect_family(record)]

@@ -5,7 +5,6 @@ Mapping tables: docs/mappings/distribution.md and docs/mappings/harbor.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,7 +79,7 @@ def _image(name: str | None, tags: list[str], digests: list[str]) -> dict[str, A
     return {"image": image}
 
 
-def normalize_distribution(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+def normalize_distribution(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
     """One Docker Distribution notification event (an item of ``events[]``)."""
     action = required_text(record, "action")
     epoch, iso = timestamp(record.get("timestamp"), "timestamp")
@@ -180,7 +179,7 @@ def _harbor_reference(resource: str) -> tuple[str, list[str], list[str]]:
     return resource, [], []
 
 
-def normalize_harbor(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+def normalize_harbor(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
     """One Harbor audit-log entry (``/audit-logs`` or ``/auditlog-exts``) or artifact webhook."""
     if "event_data" in record:
         return _harbor_webhook(record, origin)
@@ -241,7 +240,7 @@ def normalize_harbor(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> E
     return new_event(event_id, epoch, "registry", HARBOR, ecs, record, origin)
 
 
-def _harbor_webhook(record: Mapping[str, Any], origin: Origin) -> Event:
+def _harbor_webhook(record: dict[str, Any], origin: Origin) -> Event:
     """A Harbor artifact webhook payload (``type``, ``occur_at``, ``operator``, ``event_data``)."""
     kind_name = required_text(record, "type")
     epoch, iso = timestamp(record.get("occur_at"), "occur_at")
@@ -298,19 +297,19 @@ def _harbor_webhook(record: Mapping[str, Any], origin: Origin) -> Event:
     return new_event(event_id, epoch, "registry", HARBOR, ecs, record, origin)
 
 
-def is_distribution(record: Mapping[str, Any]) -> bool:
+def is_distribution(record: dict[str, Any]) -> bool:
     """Shape test: a Distribution notification event has ``action`` and ``target``."""
     return "action" in record and "target" in record
 
 
-def is_harbor(record: Mapping[str, Any]) -> bool:
+def is_harbor(record: dict[str, Any]) -> bool:
     """Shape test: Harbor audit-log entry (``operation`` + ``op_time``) or artifact webhook."""
     return ("operation" in record and "op_time" in record) or (
         "event_data" in record and "type" in record and "occur_at" in record
     )
 
 
-def normalize_registry(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+def normalize_registry(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
     """A registry-family record of either kind, told apart by shape."""
     if is_distribution(record):
         return normalize_distribution(record, origin)

@@ -6,7 +6,6 @@ with ``vault audit hash`` output but never reversed here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from detector.errors import NormalizeError
@@ -44,7 +43,7 @@ def _strings(value: Any) -> list[str] | None:
     raise NormalizeError("wrong_type", "policies: expected an array of strings")
 
 
-def normalize_vault(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+def normalize_vault(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
     """One Vault audit entry of ``type`` ``request`` or ``response``."""
     entry_type = required_text(record, "type")
     if entry_type not in ("request", "response"):
@@ -146,6 +145,6 @@ def normalize_vault(record: Mapping[str, Any], origin: Origin = NO_ORIGIN) -> Ev
     return new_event(event_id, epoch, "vault", LOGSOURCE, ecs, record, origin)
 
 
-def is_vault(record: Mapping[str, Any]) -> bool:
+def is_vault(record: dict[str, Any]) -> bool:
     """Shape test: ``type`` request/response with a ``request`` object."""
     return record.get("type") in ("request", "response") and "request" in record
