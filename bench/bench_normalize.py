@@ -11,8 +11,11 @@ addresses), then times, in the same run and over the same records:
 ``--breakdown`` adds where the JSON pipeline's time goes, step by step over the same
 records (each row includes the ones above it; the delta is that step's own cost).
 
-Run from the repository root:
-``.venv/bin/python bench/bench_normalize.py [--records N] [--breakdown]``.
+Run from the repository root, against the compiled build that ``pip install .`` and the
+image produce (``scripts/compiled`` keeps one in its own virtualenv):
+``scripts/compiled python bench/bench_normalize.py [--records N] [--breakdown]``;
+``.venv/bin/python bench/bench_normalize.py`` measures the interpreted sources instead.
+The first line of the output says which build was measured.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import orjson
 from detector.app.ingest import load_schemas
 from detector.decode import AvroDecoder, decode_json, encode_confluent
 from detector.models import LogSource
-from detector.normalize import Normalizer, normalize_cloudtrail
+from detector.normalize import COMPILED, Normalizer, normalize_cloudtrail
 from detector.normalize.fields import NO_ORIGIN, new_event
 
 FIXTURES = Path("tests/fixtures/records/cloudtrail")
@@ -81,22 +84,32 @@ def workload(count: int, seed: int = 7) -> list[dict[str, Any]]:
     return records
 
 
-def timed(step: Callable[[list[Any]], object], items: list[Any], repeat: int) -> float:
-    """Seconds ``step`` needs for ``items``: per chunk of 250 the fastest of ``repeat`` runs.
+Step = tuple[Callable[[list[Any]], object], list[Any]]
 
-    Taking the minimum per small chunk filters out preemption by other processes on a
-    shared machine better than the minimum over whole runs.
+
+def timed(steps: dict[str, Step], repeat: int, chunk: int = 250) -> dict[str, float]:
+    """Seconds each step needs for its items: per chunk, the fastest of ``repeat`` runs.
+
+    The steps take turns on each chunk, so a baseline and the step compared with it run
+    under the same conditions; the minimum per small chunk filters out preemption by
+    other processes on a shared machine better than the minimum over whole runs. Each
+    timed run follows an untimed one of the same step, so every step, the baseline
+    included, is measured with its own code and data in the caches.
     """
-    total = 0.0
-    for start in range(0, len(items), 250):
-        chunk = items[start : start + 250]
-        fastest = float("inf")
+    totals = dict.fromkeys(steps, 0.0)
+    size = max(len(items) for _, items in steps.values())
+    for start in range(0, size, chunk):
+        fastest = dict.fromkeys(steps, float("inf"))
         for _ in range(repeat):
-            t0 = time.perf_counter()
-            step(chunk)
-            fastest = min(fastest, time.perf_counter() - t0)
-        total += fastest
-    return total
+            for name, (step, items) in steps.items():
+                part = items[start : start + chunk]
+                step(part)
+                t0 = time.perf_counter()
+                step(part)
+                fastest[name] = min(fastest[name], time.perf_counter() - t0)
+        for name, seconds in fastest.items():
+            totals[name] += seconds
+    return totals
 
 
 def breakdown(blobs: list[bytes], repeat: int) -> None:
@@ -134,10 +147,11 @@ def breakdown(blobs: list[bytes], repeat: int) -> None:
         ("+ dispatch (Normalizer.normalize)", decode_normalizer),
     ]
     n = len(blobs)
+    runs = timed({label: (step, blobs) for label, step in steps}, repeat)
     print(f"\n{'breakdown (cumulative)':40} {'us/event':>9} {'delta':>7}")
     previous = 0.0
-    for label, step in steps:
-        micros = timed(step, blobs, repeat) / n * 1e6
+    for label, _ in steps:
+        micros = runs[label] / n * 1e6
         print(f"{label:40} {micros:9.2f} {micros - previous:+7.2f}")
         previous = micros
     print("normalize_cloudtrail builds its own Event, so its delta is the ECS mapping alone")
@@ -185,18 +199,23 @@ def main() -> None:
             events, errors = fixed.normalize(decoder.decode(b))
             assert events and not errors
 
-    runs = {
-        "orjson.loads": timed(loads_only, blobs, args.repeat),
-        "decode_json + normalize(cloudtrail)": timed(pipeline(fixed), blobs, args.repeat),
-        "decode_json + normalize(auto)": timed(pipeline(auto), blobs, args.repeat),
-        "fastavro schemaless_reader": timed(avro_only, avro_blobs, args.repeat),
-        "avro decode + normalize(cloudtrail)": timed(avro_pipeline, avro_blobs, args.repeat),
-    }
+    runs = timed(
+        {
+            "orjson.loads": (loads_only, blobs),
+            "decode_json + normalize(cloudtrail)": (pipeline(fixed), blobs),
+            "decode_json + normalize(auto)": (pipeline(auto), blobs),
+            "fastavro schemaless_reader": (avro_only, avro_blobs),
+            "avro decode + normalize(cloudtrail)": (avro_pipeline, avro_blobs),
+        },
+        args.repeat,
+    )
 
     size = sum(map(len, blobs)) / n
+    build = "compiled by mypyc" if COMPILED else "interpreted (the shipped build is compiled)"
+    print(f"build of detector.decode and detector.normalize: {build}")
     print(
         f"{n} CloudTrail records, mean JSON size {size:.0f} B, "
-        f"fastest of {args.repeat} runs per chunk of 250, one core"
+        f"steps interleaved, fastest of {args.repeat} runs per chunk of 250, one core"
     )
     print(f"{'step':40} {'events/s':>12} {'us/event':>9} {'ratio':>7}")
     baselines = {
