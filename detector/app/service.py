@@ -26,6 +26,7 @@ from detector.decode import DecodeLimits
 from detector.detect import RuleSet, load_rules
 from detector.errors import ConfigError, RuleLoadError
 from detector.models import Sink
+from detector.normalize import COMPILED
 from detector.sinks.bulk import BulkSink
 from detector.sinks.config import SinksConfig
 from detector.sinks.deadletters import KafkaDeadLetterSink
@@ -173,6 +174,8 @@ class Service:
                 stage=self.stage,
                 rules=len(self.ruleset.rules),
                 correlations=len(self.ruleset.correlations),
+                # An install without a C compiler runs the slower interpreted build.
+                hot_path="compiled" if COMPILED else "interpreted",
             )
             if self._stopping:
                 self.stop()

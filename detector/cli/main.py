@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from detector import __version__
+from detector.normalize import COMPILED
 
 app = typer.Typer(
     name="detector",
@@ -16,7 +17,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"detector {__version__}")
+        build = "compiled" if COMPILED else "interpreted"
+        typer.echo(f"detector {__version__} (decode and normalize {build})")
         raise typer.Exit()
 
 

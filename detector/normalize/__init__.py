@@ -17,7 +17,12 @@ from detector.normalize.normalizer import (
 from detector.normalize.registry import normalize_distribution, normalize_harbor, normalize_registry
 from detector.normalize.vault import normalize_vault
 
+#: True when this package runs as mypyc-compiled C extensions (see ``setup.py``);
+#: compiled and interpreted builds give identical events, at different speeds.
+COMPILED = not __file__.endswith(".py")
+
 __all__ = [
+    "COMPILED",
     "ECR_OPERATIONS",
     "NORMALIZERS",
     "SOURCES",
