@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from mypyc.build import mypycify
 from setuptools import setup
 
 #: The per-record path from Kafka bytes to an ECS event. Keep it free of dynamic tricks
@@ -37,8 +38,6 @@ def _wanted() -> bool:
 def _extensions() -> list[object]:
     if not _wanted():
         return []
-    from mypyc.build import mypycify
-
     # The isolated build environment lacks the third-party packages, so their types are
     # unknown (opaque to mypyc, which is fine here); the project's strict mypy settings
     # would reject that, and ``mypy --strict`` runs in the test suite instead.

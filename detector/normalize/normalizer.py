@@ -66,16 +66,10 @@ class Normalizer:
     ) -> tuple[list[Event], list[NormalizeError]]:
         """Events and per-record errors of one decoded document; never raises for bad data."""
         fixed = self._fixed
-        if (
-            type(doc) is dict
-            and fixed is not None
-            and "Records" not in doc
-            and "detail" not in doc
-            and "events" not in doc
-        ):
-            # Fast path: a single record of a known family.
+        # Fast path: a single record, the common case on a topic (no envelope to open).
+        if type(doc) is dict and not ("Records" in doc or "detail" in doc or "events" in doc):
             try:
-                return [fixed(doc, origin)], []
+                return [(fixed or NORMALIZERS[detect_family(doc)])(doc, origin)], []
             except NormalizeError as exc:
                 return [], [exc]
             except _UNEXPECTED as exc:
