@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
+from http_support import Reply, ScriptedServer
 
 from detector.app.health import HealthState
 from detector.app.runner import Delivery
@@ -25,24 +24,11 @@ from detector.sinks.notify.config import SlackSinkConfig
 from detector.sinks.notify.slack import SlackSink
 
 
-class _Down(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(503)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def slack_down() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Down)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/services/T/B/x"
-    server.shutdown()
-    server.server_close()
+    """A Slack webhook URL whose server answers every request with an empty 503."""
+    with ScriptedServer([Reply(503)]).running() as server:
+        yield f"{server.url}/services/T/B/x"
 
 
 class _Consumer:

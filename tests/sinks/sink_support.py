@@ -1,6 +1,6 @@
 """Test support for the sink tests: alert builder, a scripted HTTP server, an Elasticsearch proxy.
 
-Both servers are real HTTP servers on 127.0.0.1 (stdlib ``http.server`` in a thread), so the
+Both servers are :mod:`http_support` loopback servers (real HTTP on 127.0.0.1), so the
 official clients run their whole stack: serialization, headers, connection pooling, parsing.
 """
 
@@ -9,14 +9,12 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+import http_support
+from http_support import LoopbackServer, QuietHandler, Reply
 
 from detector.models import Alert, RuleInfo, alert_id
 
@@ -60,85 +58,19 @@ def make_alert(n: int, *, flat_user: bool = False, secret: str = "hunter2") -> A
     )
 
 
-@dataclass
-class Reply:
-    """One scripted HTTP answer."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    """One request the server received."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class ScriptedServer:
-    """Answers requests with a script of replies (the last one repeats) and records them.
+class ScriptedServer(http_support.ScriptedServer):
+    """A :class:`http_support.ScriptedServer` that plays an Elasticsearch-compatible engine.
 
     Answers carry ``X-Elastic-Product: Elasticsearch`` so the official client accepts them.
     """
 
     def __init__(self, replies: list[Reply]) -> None:
-        self.replies = list(replies)
-        self.seen: list[Seen] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                outer.seen.append(
-                    Seen(
-                        self.command,
-                        self.path,
-                        {k.lower(): v for k, v in self.headers.items()},
-                        body,
-                    )
-                )
-                reply = outer.replies.pop(0) if len(outer.replies) > 1 else outer.replies[0]
-                payload = b"" if reply.body is None else json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("X-Elastic-Product", "Elasticsearch")
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _answer  # noqa: N815
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @contextmanager
-    def running(self) -> Iterator[ScriptedServer]:
-        thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join()
+        super().__init__(replies, headers={"X-Elastic-Product": "Elasticsearch"})
 
     def bulk_ids(self) -> list[list[str]]:
         """The ``_id`` of every ``create`` action of every ``_bulk`` request, per request."""
         out: list[list[str]] = []
-        for req in self.seen:
+        for req in self.requests:
             if req.path.split("?")[0].endswith("/_bulk"):
                 lines = [json.loads(x) for x in req.body.splitlines() if x.strip()]
                 out.append([ln["create"]["_id"] for ln in lines if "create" in ln])
@@ -165,7 +97,7 @@ _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
 
-class ElasticsearchFacadeProxy:
+class ElasticsearchFacadeProxy(LoopbackServer):
     """A loopback proxy that lets the ``elasticsearch`` client talk to a real OpenSearch node.
 
     On the way in it rewrites ``application/vnd.elasticsearch+X; compatible-with=N`` to
@@ -182,15 +114,9 @@ class ElasticsearchFacadeProxy:
         self.paths: list[str] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
+                body = self.read_body() or None
                 headers = {}
                 for key, value in self.headers.items():
                     if key.lower() in _HOP or key.lower() == "host":
@@ -206,30 +132,12 @@ class ElasticsearchFacadeProxy:
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     payload = resp.read()
-                    self.send_response(resp.status)
-                    for key, value in resp.getheaders():
-                        if key.lower() not in _HOP:
-                            self.send_header(key, value)
-                    self.send_header("X-Elastic-Product", "Elasticsearch")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(payload)
+                    answer = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP]
+                    answer.append(("X-Elastic-Product", "Elasticsearch"))
+                    self.send_payload(resp.status, answer, payload)
                 finally:
                     conn.close()
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward  # noqa: N815
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @contextmanager
-    def running(self) -> Iterator[ElasticsearchFacadeProxy]:
-        thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join()
+        super().__init__(Handler)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from http_support import Reply, ScriptedServer
 from typer.testing import CliRunner
 
 from detector.cli.main import app
@@ -70,56 +68,30 @@ def test_committed_ndjson_matches_the_code() -> None:
     assert result.exit_code == 0 and result.output == committed
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    requests: ClassVar[list[dict[str, Any]]] = []
-    answer: ClassVar[tuple[int, dict[str, Any]]] = (200, {"success": True, "successCount": 8})
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        status, payload = type(self).answer
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def kibana() -> Iterator[str]:
-    _Recorder.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-
-
-async def test_import_posts_multipart_ndjson_with_xsrf_header(kibana: str) -> None:
+async def test_import_posts_multipart_ndjson_with_xsrf_header() -> None:
     """The import is a multipart upload to the space's _import API with overwrite and kbn-xsrf."""
-    _Recorder.answer = (200, {"success": True, "successCount": 8})
-    await import_saved_objects(kibana, saved_objects(), space="soc", api_key="abc")
-    (request,) = _Recorder.requests
-    assert request["path"] == "/s/soc/api/saved_objects/_import?overwrite=true"
-    assert request["headers"]["kbn-xsrf"] == "true"
-    assert request["headers"]["Authorization"] == "ApiKey abc"
-    assert b'filename="detector.ndjson"' in request["body"]
-    assert to_ndjson(saved_objects()).encode() in request["body"]
+    with ScriptedServer([Reply(200, {"success": True, "successCount": 8})]).running() as kibana:
+        await import_saved_objects(kibana.url, saved_objects(), space="soc", api_key="abc")
+    (request,) = kibana.requests
+    assert request.method == "POST"
+    assert request.path == "/s/soc/api/saved_objects/_import?overwrite=true"
+    assert request.headers["kbn-xsrf"] == "true"
+    assert request.headers["authorization"] == "ApiKey abc"
+    assert b'filename="detector.ndjson"' in request.body
+    assert to_ndjson(saved_objects()).encode() in request.body
 
 
-async def test_partial_import_is_an_error_naming_the_objects(kibana: str) -> None:
+async def test_partial_import_is_an_error_naming_the_objects() -> None:
     """Kibana's per-object errors surface in the message instead of a silent success."""
-    _Recorder.answer = (
+    partial = Reply(
         200,
         {
             "success": False,
             "errors": [{"type": "dashboard", "id": "x", "error": {"type": "conflict"}}],
         },
     )
-    with pytest.raises(SinkError, match="dashboard/x: conflict"):
-        await import_saved_objects(kibana, saved_objects())
+    with (
+        ScriptedServer([partial]).running() as kibana,
+        pytest.raises(SinkError, match="dashboard/x: conflict"),
+    ):
+        await import_saved_objects(kibana.url, saved_objects())

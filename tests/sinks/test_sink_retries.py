@@ -140,7 +140,7 @@ async def test_elasticsearch_compat_refusal_names_the_client_rule() -> None:
                 await sink.ensure_setup()
         finally:
             await sink.close()
-    assert "compatible-with=" in server.seen[0].headers.get("accept", "")
+    assert "compatible-with=" in server.requests[0].headers.get("accept", "")
 
 
 async def test_in_batch_duplicate_ids_are_sent_once() -> None:

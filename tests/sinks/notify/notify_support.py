@@ -1,19 +1,19 @@
 """Test support for the notification sinks: alerts, a recording HTTP server, a manual clock.
 
-The server is a real HTTP server on 127.0.0.1 (stdlib ``http.server`` in a thread), so
-the sinks run their whole httpx stack: JSON encoding, headers, timeouts, status codes.
+The server is an :mod:`http_support` loopback server (real HTTP on 127.0.0.1), so the
+sinks run their whole httpx stack: JSON encoding, headers, timeouts, status codes.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Self
+
+import http_support
+from http_support import ScriptedServer
 
 from detector.models import Alert, RuleInfo, alert_id
 
@@ -65,77 +65,29 @@ def make_alert(
 
 
 @dataclass
-class Reply:
-    """One scripted HTTP answer."""
+class Reply(http_support.Reply):
+    """One scripted answer of a notification endpoint: a text body, ``"ok"`` unless given."""
 
-    status: int
     body: str = "ok"
-    headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class Request:
-    """One request the server received."""
+class RecordingServer(ScriptedServer):
+    """A :class:`http_support.ScriptedServer` for notification endpoints, which take POSTs only.
 
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        """The JSON body."""
-        return json.loads(self.body)
-
-
-class RecordingServer:
-    """Answers with a script of replies (the last one repeats) and records every request."""
+    The script defaults to one ``200 ok``; a request other than a POST fails the test when
+    the server stops.
+    """
 
     def __init__(self, replies: list[Reply] | None = None) -> None:
-        self.replies = list(replies or [Reply(200)])
-        self.requests: list[Request] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                outer.requests.append(Request(self.command, self.path, headers, body))
-                reply = outer.replies.pop(0) if len(outer.replies) > 1 else outer.replies[0]
-                payload = reply.body.encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "text/plain")
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(replies or [Reply(200)])
 
     @contextmanager
-    def running(self) -> Iterator[RecordingServer]:
-        """Serve in a thread for the duration of the block."""
-        thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
+    def running(self) -> Iterator[Self]:
+        """Serve for the duration of the block, then check that every request was a POST."""
+        with super().running():
             yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join()
-
-    @property
-    def bodies(self) -> list[Any]:
-        """The JSON body of every request, in order."""
-        return [r.json for r in self.requests]
+        others = [f"{r.method} {r.path}" for r in self.requests if r.method != "POST"]
+        assert not others, f"a notification endpoint takes POSTs only, got {others}"
 
 
 class ManualClock:
