@@ -395,7 +395,17 @@ class Correlator:
             for target in state.unknown_targets:
                 log.warning("match_for_unknown_rule", target=target, partition=tp.partition)
             state.unknown_targets.clear()
-        await self.delivery.deliver(list(alerts.values()), dead)
+        try:
+            await self.delivery.deliver(list(alerts.values()), dead)
+        except BaseException:
+            # These states already reflect the batch, but its alerts are not durable: a
+            # checkpoint of them (on the revoke or stop that follows) would skip those alerts
+            # for good. Forget them; the next owner restores the last checkpoint and reads
+            # the batch again, firing the same alert ids.
+            abandoned = {tp.partition for tp in polled}
+            self._forget(abandoned)
+            log.warning("batch_abandoned", stage="correlate", partitions=sorted(abandoned))
+            raise
         self.batches += 1
         log.info(
             "batch_processed",
@@ -488,12 +498,16 @@ class Correlator:
             except DetectorError as exc:
                 # The next owner re-reads from the previous checkpoint (same alert ids).
                 log.warning("checkpoint_on_revoke_failed", error=str(exc))
-            for tp in revoked:
-                self.states.pop(tp.partition, None)
-                for key in [k for k in self._baseline if k[0] == tp.partition]:
-                    del self._baseline[key]
+            self._forget({tp.partition for tp in revoked})
             revoked_ids = sorted(tp.partition for tp in revoked)
             log.info("partitions_revoked", stage="correlate", partitions=revoked_ids)
+
+    def _forget(self, partitions: set[int]) -> None:
+        """Drop the in-memory state of ``partitions``; the changelog keeps their last checkpoint."""
+        for partition in partitions:
+            self.states.pop(partition, None)
+            for key in [k for k in self._baseline if k[0] == partition]:
+                del self._baseline[key]
 
     # -- observability ------------------------------------------------------------------
 
