@@ -68,6 +68,19 @@ class SinkError(DetectorError):
     """A sink could not make alerts durable; the batch is retried, offsets are not committed."""
 
 
+class DeliveryAbandonedError(DetectorError):
+    """A stop was requested while a batch waited for an unavailable output.
+
+    The batch is left uncommitted (and, in the correlate stage, out of the checkpoint), so
+    the next owner of its partitions reads it again; alert ids are deterministic, so
+    nothing is lost and nothing is stored twice. ``output`` names what was unavailable.
+    """
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        super().__init__(f"stopped while {output} was unavailable; the batch will be re-read")
+
+
 class SourceError(DetectorError):
     """A source (Kafka, files) failed in a way the runner cannot recover from by retrying."""
 

@@ -39,7 +39,7 @@ from detector.app.runner import Delivery, watchdog
 from detector.detect import RuleSet
 from detector.detect.correlation import CorrelationEngine, EngineStats, FirstSeenEngine
 from detector.detect.correlation.routing import MatchRouter
-from detector.errors import DetectorError
+from detector.errors import DeliveryAbandonedError, DetectorError
 from detector.models import (
     Alert,
     DeadLetter,
@@ -294,6 +294,7 @@ class Correlator:
             deadletters,
             self.health,
             max_backoff_seconds=max_backoff_seconds,
+            stopping=lambda: self._stopping,
         )
         self.states: dict[int, PartitionState] = {}
         self._lock = asyncio.Lock()
@@ -334,18 +335,23 @@ class Correlator:
                 self.health.ready = False
 
     async def _consume(self) -> None:
-        while not self._stopping:
-            polled = await self._consumer.getmany(
-                timeout_ms=self.poll_timeout_ms, max_records=self.max_batch_records
-            )
-            self.health.progress()
+        try:
+            while not self._stopping:
+                polled = await self._consumer.getmany(
+                    timeout_ms=self.poll_timeout_ms, max_records=self.max_batch_records
+                )
+                self.health.progress()
+                async with self._lock:
+                    if polled:
+                        await self._process(polled)
+                    await self._checkpoint()
+                    self._observe()
             async with self._lock:
-                if polled:
-                    await self._process(polled)
-                await self._checkpoint()
-                self._observe()
-        async with self._lock:
-            await self._checkpoint(force=True)
+                await self._checkpoint(force=True)
+        except DeliveryAbandonedError as exc:
+            # Stopped during an outage: the undelivered batch's partitions were forgotten
+            # in _process; the rest keep their last checkpoint and commit.
+            log.warning("correlate_stage_stopped_during_outage", output=exc.output)
         log.info("correlate_stage_stopped", batches=self.batches)
 
     # -- one batch ----------------------------------------------------------------------

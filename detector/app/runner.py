@@ -32,7 +32,7 @@ from detector.app.metrics import (
     SINK_RETRIES,
 )
 from detector.app.pipeline import BatchResult
-from detector.errors import AlertRejectedError, SinkError
+from detector.errors import AlertRejectedError, DeliveryAbandonedError, SinkError
 from detector.models import Alert, DeadLetter, Origin, RawRecord, Sink
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sinks.matches import KafkaMatchSink
@@ -83,12 +83,14 @@ class Delivery:
         health: HealthState,
         *,
         max_backoff_seconds: float = 30.0,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.consumer = consumer
         self.sinks = list(sinks)
         self.deadletters = deadletters
         self.health = health
         self.max_backoff_seconds = max_backoff_seconds
+        self.stopping = stopping
 
     async def deliver(self, alerts: Sequence[Alert], dead_letters: Sequence[DeadLetter]) -> None:
         """Write ``dead_letters``, then ``alerts`` to every sink."""
@@ -137,7 +139,12 @@ class Delivery:
         await self.retry("deadletter", partial(self.deadletters.write, letters))
 
     async def retry(self, name: str, write: Callable[[], Awaitable[None]]) -> None:
-        """Run ``write`` until it succeeds; on :class:`SinkError` pause, poll, back off."""
+        """Run ``write`` until it succeeds; on :class:`SinkError` pause, poll, back off.
+
+        Once a stop is requested a failed write is not retried: the stage raises
+        :class:`DeliveryAbandonedError` and leaves the batch uncommitted, so a shutdown
+        during an outage ends within a second or so instead of waiting for the sink.
+        """
         attempt = 0
         paused = False
         while True:
@@ -147,13 +154,18 @@ class Delivery:
             except SinkError as exc:
                 attempt += 1
                 SINK_RETRIES.labels(name).inc()
-                delay = min(self.max_backoff_seconds, 0.2 * 2**attempt) * random.uniform(0.5, 1)
                 log.warning("sink_unavailable", sink=name, attempt=attempt, error=str(exc))
+                if self.stopping():
+                    raise DeliveryAbandonedError(name) from exc
                 if not paused:
                     self.consumer.pause()
                     paused = True
-                await self.consumer.idle_poll(int(delay * 1000))
-                self.health.progress()
+                delay = min(self.max_backoff_seconds, 0.2 * 2**attempt) * random.uniform(0.5, 1)
+                deadline = time.monotonic() + delay
+                # In slices, so a stop request is seen within a second.
+                while not self.stopping() and (left := deadline - time.monotonic()) > 0:
+                    await self.consumer.idle_poll(int(min(left, 1.0) * 1000))
+                    self.health.progress()
         if paused:
             self.consumer.resume()
             log.info("sink_recovered", sink=name, attempts=attempt)
@@ -196,13 +208,23 @@ class Runner:
         self.deadletters = deadletters
         self.matches = matches
         self.health = health or HealthState()
+        self._stopping = False
         self.delivery = Delivery(
-            source, sinks, deadletters, self.health, max_backoff_seconds=max_backoff_seconds
+            source,
+            sinks,
+            deadletters,
+            self.health,
+            max_backoff_seconds=max_backoff_seconds,
+            stopping=lambda: self._stopping,
         )
         self.batches = 0
 
     def stop(self) -> None:
-        """Drain: finish and commit the current batch, then return from :meth:`run`."""
+        """Drain: finish and commit the current batch, then return from :meth:`run`.
+
+        A batch still waiting for an unavailable output is left uncommitted instead.
+        """
+        self._stopping = True
         self.source.stop()
 
     async def run(self) -> None:
@@ -225,8 +247,15 @@ class Runner:
             for record in batch:
                 RECORDS.labels(record.origin.topic or "").inc()
             result = self.pipeline.process(batch)
-            await self.delivery.deliver(result.alerts, result.dead_letters)
-            await self._route(result)
+            try:
+                await self.delivery.deliver(result.alerts, result.dead_letters)
+                await self._route(result)
+            except DeliveryAbandonedError as exc:
+                # Not committed: the next owner of these partitions reads the batch again.
+                log.warning(
+                    "batch_abandoned", stage="detect", records=len(batch), output=exc.output
+                )
+                return
             await self._commit()
             self.batches += 1
             BATCH_SECONDS.observe(time.perf_counter() - started)

@@ -235,6 +235,15 @@ async def _retrying(who: str, *proxies: SearchProxy) -> None:
     await _until(check, 60, f"{who} did not retry the alerts the sink refused")
 
 
+async def _takes_over(member: Running, partitions: set[int]) -> None:
+    """Wait until ``member`` owns exactly ``partitions`` (the other member is gone)."""
+
+    async def owns() -> bool:
+        return set(member.correlator.states) == partitions
+
+    await _until(owns, 60, "the remaining member did not take over the lost member's partitions")
+
+
 async def _routed(sc: Scenario, expected: int) -> None:
     """Wait until the detect stage has routed ``expected`` matches to the matches topic."""
 
@@ -370,10 +379,7 @@ async def test_member_lost_during_sink_outage_hands_its_windows_to_the_other_thr
     await _retrying("member A", proxy_a)
     await _die(a)
 
-    async def b_owns_all() -> bool:
-        return set(b.correlator.states) == owned_a | owned_b
-
-    await _until(b_owns_all, 60, "member B did not take over member A's partitions")
+    await _takes_over(b, owned_a | owned_b)
 
     await _retrying("member B, owning member A's partitions,", proxy_b)
     assert proxy_b.users() <= set(users_a)
@@ -443,4 +449,35 @@ async def test_member_dying_with_a_rebalance_pending_during_sink_outage_keeps_it
     proxy_a.down = False
     await start(sc, "correlate")  # a new member, on the real sink
     alerts = await _stored(sc, len(users_a))
+    assert _by_user(alerts) == {u: [COUNT] for u in users_a}
+
+
+@pytest.mark.services
+async def test_drained_stop_during_sink_outage_ends_without_checkpointing_the_batch(
+    services: Any,
+    tmp_path: Path,
+    proxies: Callable[[], SearchProxy],
+    start: Callable[..., Awaitable[Running]],
+) -> None:
+    """Member A retries the alerts of its groups while both sinks are down, and is asked
+    to stop (SIGTERM). It ends without waiting for the sink, and its undelivered batch is
+    neither checkpointed nor committed. Member B takes A's partitions, reads the batch
+    again and, once its sink answers, stores every one of those alerts once."""
+    sc = Scenario(services, tmp_path, op="gte", count=COUNT, timespan="10m")
+    (a, proxy_a), (b, proxy_b) = await _two_members(sc, start, proxies)
+    owned_a, owned_b = set(a.correlator.states), set(b.correlator.states)
+    users = _users_by_partition(sc, per_partition=1)
+    users_a = sorted(u for p in owned_a for u in users[p])
+
+    proxy_a.down = proxy_b.down = True
+    await sc.produce([(0, _record(u, 10 * n, n)) for n in range(COUNT) for u in users_a])
+    await _retrying("member A", proxy_a)
+    await a.stop()  # a drained stop, bounded by Running.stop
+    await _assert_not_past_firing(sc, await _checkpointed(sc), "checkpoint", owned_a)
+    await _assert_not_past_firing(sc, await _committed(sc), "committed", owned_a)
+
+    await _takes_over(b, owned_a | owned_b)
+    proxy_b.down = False
+    alerts = await _stored(sc, len(users_a))
+    await _all_committed(sc)
     assert _by_user(alerts) == {u: [COUNT] for u in users_a}

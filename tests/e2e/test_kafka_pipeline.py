@@ -13,6 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from http_support import Reply, ScriptedServer
 
 from detector.app.ingest import Ingestor
 from detector.app.pipeline import Pipeline
@@ -241,3 +242,49 @@ async def test_poison_record_goes_to_dead_letter_topic_and_pipeline_continues(
     assert headers["detector.reason"] == "invalid_json"
     assert headers["detector.origin.topic"] == topic
     assert headers["detector.origin.offset"] == "0"
+
+
+async def test_stop_during_a_sink_outage_leaves_the_batch_uncommitted_for_the_next_run(
+    services: Any, topic: str, tmp_path: Path
+) -> None:
+    """The search engine answers 503 to every write; a stop requested meanwhile ends the run
+    without waiting for the sink and without committing the batch. The next run, with the
+    sink back, reads the record again and stores its alert; only then is it committed."""
+    (tmp_path / "rule.yml").write_text(RULE)
+    group = f"e2e-{uuid.uuid4().hex[:8]}"
+    index = f"e2e-alerts-{uuid.uuid4().hex[:8]}"
+    await _produce(services.kafka, topic, orjson.dumps(RECORD))
+
+    source = KafkaSource(
+        KafkaSourceConfig(
+            bootstrap_servers=services.kafka, group_id=group, topics=[topic], poll_timeout_ms=200
+        )
+    )
+    deadletters = KafkaDeadLetterSink(services.kafka, f"{topic}-deadletter")
+    await deadletters.start()
+    pipeline = Pipeline(load_rules([tmp_path]), default=Ingestor(source="cloudtrail"))
+    with ScriptedServer([Reply(503, {"error": "unavailable"})]).running() as down:
+        sink = OpenSearchSink(
+            OpenSearchSinkConfig(hosts=[down.url], index=index, retry=RetryConfig(max_retries=0))
+        )
+        async with source:
+            runner = Runner(source, pipeline, [sink], deadletters)
+            task = asyncio.create_task(runner.run())
+            try:
+                for _ in range(300):
+                    if sum(r.path.endswith("/_bulk") for r in down.requests) >= 2:
+                        break  # refused, and retried: the runner waits out the outage
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the runner never retried the refused bulk write")
+            finally:
+                runner.stop()
+                await asyncio.wait_for(task, 30)
+        await sink.close()
+    await deadletters.close()
+    assert runner.batches == 0
+    assert await _committed(services.kafka, group, topic) is None
+
+    again = await _one_run(services, tmp_path, topic, group, index)
+    assert again.written == 1
+    assert await _committed(services.kafka, group, topic) == 1
