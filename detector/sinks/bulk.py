@@ -50,12 +50,19 @@ class BulkSink(ABC):
     """Base of the Elasticsearch and OpenSearch sinks (implements :class:`detector.models.Sink`)."""
 
     def __init__(
-        self, index: str, retry: RetryConfig, *, shards: int, replicas: int | None
+        self,
+        index: str,
+        retry: RetryConfig,
+        *,
+        shards: int,
+        replicas: int | None,
+        setup: bool = True,
     ) -> None:
         self.index = index
         self._retry = retry
         self._shards = shards
         self._replicas = replicas
+        self._setup = setup
         self._closed = False
 
     # -- engine primitives ---------------------------------------------------------------
@@ -83,7 +90,14 @@ class BulkSink(ABC):
     # -- public API -----------------------------------------------------------------------
 
     async def ensure_setup(self) -> None:
-        """Install the index template and create the write alias if missing (idempotent)."""
+        """Install the index template and create the write alias if missing (idempotent).
+
+        With ``setup: false`` in the sink's config this does nothing: the template and the
+        alias are managed elsewhere and the writer needs no manage-template privilege.
+        """
+        if not self._setup:
+            log.info("sink_setup_skipped", index=self.index)
+            return
         await self._put_template(
             self.index, index_template(self.index, shards=self._shards, replicas=self._replicas)
         )
