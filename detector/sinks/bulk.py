@@ -18,7 +18,7 @@ import structlog
 
 from detector.errors import AlertRejectedError, SinkError
 from detector.models import Alert
-from detector.sinks.config import RetryConfig
+from detector.sinks.config import SearchSinkConfig
 from detector.sinks.documents import (
     bulk_operations,
     first_index,
@@ -49,20 +49,12 @@ class BulkResult:
 class BulkSink(ABC):
     """Base of the Elasticsearch and OpenSearch sinks (implements :class:`detector.models.Sink`)."""
 
-    def __init__(
-        self,
-        index: str,
-        retry: RetryConfig,
-        *,
-        shards: int,
-        replicas: int | None,
-        setup: bool = True,
-    ) -> None:
-        self.index = index
-        self._retry = retry
-        self._shards = shards
-        self._replicas = replicas
-        self._setup = setup
+    def __init__(self, config: SearchSinkConfig) -> None:
+        self.index = config.index
+        self._retry = config.retry
+        self._shards = config.shards
+        self._replicas = config.replicas
+        self._setup = config.setup
         self._closed = False
 
     # -- engine primitives ---------------------------------------------------------------

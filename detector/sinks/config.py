@@ -24,7 +24,7 @@ class RetryConfig(BaseModel):
     backoff_max: float = Field(default=30.0, gt=0)
 
 
-class _SearchSinkConfig(BaseModel):
+class SearchSinkConfig(BaseModel):
     """Settings common to the Elasticsearch and OpenSearch sinks."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -48,7 +48,7 @@ class _SearchSinkConfig(BaseModel):
     replicas: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _password_needs_user(self) -> _SearchSinkConfig:
+    def _password_needs_user(self) -> SearchSinkConfig:
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password must be set together")
         return self
@@ -61,14 +61,14 @@ class _SearchSinkConfig(BaseModel):
         return (self.username, self.password.get_secret_value())
 
 
-class ElasticsearchSinkConfig(_SearchSinkConfig):
+class ElasticsearchSinkConfig(SearchSinkConfig):
     """``sinks.elasticsearch``: alerts to Elasticsearch 8 or 9 through the official client."""
 
     #: Base64 ``id:api_key`` as Kibana shows it ("encoded"); wins over username/password.
     api_key: SecretStr | None = None
 
 
-class OpenSearchSinkConfig(_SearchSinkConfig):
+class OpenSearchSinkConfig(SearchSinkConfig):
     """``sinks.opensearch``: alerts to OpenSearch 2 or 3 through opensearch-py.
 
     OpenSearch has no Elasticsearch-style API keys; use basic auth (security plugin) or

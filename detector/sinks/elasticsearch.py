@@ -55,13 +55,7 @@ class ElasticsearchSink(BulkSink):
     def __init__(
         self, config: ElasticsearchSinkConfig, client: AsyncElasticsearch | None = None
     ) -> None:
-        super().__init__(
-            config.index,
-            config.retry,
-            shards=config.shards,
-            replicas=config.replicas,
-            setup=config.setup,
-        )
+        super().__init__(config)
         self.config = config
         self.client = client if client is not None else self._make_client(config)
 
