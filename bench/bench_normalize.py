@@ -35,9 +35,9 @@ import orjson
 
 from detector.app.ingest import load_schemas
 from detector.decode import AvroDecoder, decode_json, encode_confluent
-from detector.models import LogSource
+from detector.models import NO_ORIGIN, LogSource
 from detector.normalize import COMPILED, Normalizer, normalize_cloudtrail
-from detector.normalize.fields import NO_ORIGIN, new_event
+from detector.normalize.fields import new_event
 
 FIXTURES = Path("tests/fixtures/records/cloudtrail")
 OTRF = Path("../shared/samples/otrf-cloudtrail/ec2_proxy_s3_exfiltration_2020-09-14011940.json")

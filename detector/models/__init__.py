@@ -11,12 +11,13 @@ from detector.models.codec import (
     match_to_dict,
 )
 from detector.models.deadletter import DeadLetter
-from detector.models.events import Event, LogSource
+from detector.models.events import NO_ORIGIN, Event, LogSource
 from detector.models.matches import Match
 from detector.models.ports import Sink, Source, StateStore
 from detector.models.records import Origin, RawRecord
 
 __all__ = [
+    "NO_ORIGIN",
     "Alert",
     "DeadLetter",
     "Event",

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from detector.models.records import Origin
 
 #: Origin of events built outside a pipeline (tests, direct calls); immutable, so shared.
-_NO_ORIGIN = Origin()
+NO_ORIGIN = Origin()
 
 #: Source families (DESIGN.md section 2).
 FAMILIES = ("cloudtrail", "registry", "ci", "vault")
@@ -46,4 +46,4 @@ class Event(NamedTuple):
     logsource: LogSource
     ecs: dict[str, Any]
     raw: Mapping[str, Any]
-    origin: Origin = _NO_ORIGIN
+    origin: Origin = NO_ORIGIN

@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from detector.errors import NormalizeError
-from detector.models import Event, LogSource, Origin
+from detector.models import NO_ORIGIN, Event, LogSource, Origin
 from detector.normalize.fields import (
-    NO_ORIGIN,
     compact,
     content_id,
     is_ip,

@@ -18,9 +18,6 @@ import orjson
 from detector.errors import NormalizeError
 from detector.models import Event, LogSource, Origin
 
-#: Default origin of events normalized outside a pipeline (tests, direct calls).
-NO_ORIGIN = Origin()
-
 #: Event times already converted, by their source value. Hot paths read it directly
 #: (``TIME_CACHE.get(value)``) to skip the call into :func:`timestamp` on a hit.
 TIME_CACHE: dict[Any, tuple[float, str]] = {}

@@ -6,10 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from detector.errors import NormalizeError
-from detector.models import Event, Origin
+from detector.models import NO_ORIGIN, Event, Origin
 from detector.normalize.ci import is_github, is_gitlab, normalize_ci
 from detector.normalize.cloudtrail import normalize_cloudtrail, unwrap_cloudtrail
-from detector.normalize.fields import NO_ORIGIN
 from detector.normalize.registry import is_distribution, is_harbor, normalize_registry
 from detector.normalize.vault import is_vault, normalize_vault
 

@@ -9,9 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from detector.errors import NormalizeError
-from detector.models import Event, LogSource, Origin
+from detector.models import NO_ORIGIN, Event, LogSource, Origin
 from detector.normalize.fields import (
-    NO_ORIGIN,
     array,
     compact,
     content_id,
