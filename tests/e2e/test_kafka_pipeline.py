@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from http_support import Reply, ScriptedServer
+from test_two_stage import _until
 
 from detector.app.ingest import Ingestor
 from detector.app.pipeline import Pipeline
@@ -271,12 +272,11 @@ async def test_stop_during_a_sink_outage_leaves_the_batch_uncommitted_for_the_ne
             runner = Runner(source, pipeline, [sink], deadletters)
             task = asyncio.create_task(runner.run())
             try:
-                for _ in range(300):
-                    if sum(r.path.endswith("/_bulk") for r in down.requests) >= 2:
-                        break  # refused, and retried: the runner waits out the outage
-                    await asyncio.sleep(0.1)
-                else:
-                    raise AssertionError("the runner never retried the refused bulk write")
+
+                async def retried() -> bool:  # refused, then retried: waiting out the outage
+                    return sum(r.path.endswith("/_bulk") for r in down.requests) >= 2
+
+                await _until(retried, 30, "the runner never retried the refused bulk write")
             finally:
                 runner.stop()
                 await asyncio.wait_for(task, 30)
