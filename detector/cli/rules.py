@@ -21,9 +21,10 @@ from rich.tree import Tree
 from detector.app.authoring import (
     DEFAULT_PIPELINES,
     DEFAULT_RULES,
+    TARGETS,
     Conversion,
     RuleExplanation,
-    attack_technique_names,
+    TestReport,
     case_diff,
     case_roots,
     convert,
@@ -33,9 +34,9 @@ from detector.app.authoring import (
     resolve_rule,
     rule_rows,
     run_rule_tests,
+    technique_names,
     validate,
 )
-from detector.app.ruletest import TestReport
 from detector.detect import Explanation, load_rules
 from detector.normalize import SOURCES
 
@@ -61,15 +62,6 @@ class QueryFormat(StrEnum):
 
     text = "text"
     json = "json"
-
-
-class Target(StrEnum):
-    """Conversion targets of pySigma's Elasticsearch backend."""
-
-    lucene = "lucene"
-    esql = "esql"
-    eql = "eql"
-    kibana = "kibana"
 
 
 def _usage(message: str, hint: str | None = None) -> typer.BadParameter:
@@ -289,11 +281,14 @@ def convert_command(
     ] = None,
     *,
     target: Annotated[
-        Target,
+        str,
         typer.Option(
             "--target",
             "-t",
-            help="lucene, esql, eql, or kibana (Kibana Security rules as importable NDJSON).",
+            help=(
+                f"One of {', '.join(TARGETS)}; kibana gives Kibana Security rules as "
+                "importable NDJSON."
+            ),
         ),
     ],
     output: Annotated[
@@ -346,9 +341,11 @@ def convert_command(
             f"[yellow]no processing pipeline ({DEFAULT_PIPELINES} not found): "
             "field names are left as the rules write them[/yellow]"
         )
-    names = attack_technique_names(attack_data) if attack_data is not None else None
+    if target not in TARGETS:
+        raise _usage(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}", "--target")
+    names = technique_names(attack_data) if attack_data is not None else None
     conversion = convert(
-        targets, target.value, pipeline, index_names=tuple(index or ()), attack_names=names
+        targets, target, pipeline, index_names=tuple(index or ()), attack_names=names
     )
     text = conversion.render(fmt.value)
     if output is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,17 @@ def test_rule_tests_report_orphans_and_missing_tests(tmp_path: Path) -> None:
     assert "orphan test" in result.stderr
 
 
+def test_rule_tests_report_each_orphan_once(tmp_path: Path) -> None:
+    """An orphan test file is one load error, in one wording, not one per check that sees it."""
+    rules, tests = stop_logging_tree(tmp_path)
+    write(tests / "aws" / "orphan.yml", "cases: []\n")
+    result = run("test", str(rules))
+    assert result.exit_code == 1
+    orphan_lines = [line for line in result.stderr.splitlines() if "orphan.yml" in line]
+    assert len(orphan_lines) == 1, orphan_lines
+    assert "1 load error(s)" in result.stdout
+
+
 def test_rule_tests_single_rule_file(tmp_path: Path) -> None:
     """A single rule file runs the cases of its mirrored test file only."""
     rules, _ = stop_logging_tree(tmp_path)
@@ -423,6 +435,26 @@ def test_convert_rejects_bad_target_and_pipeline(tmp_path: Path) -> None:
     result = run("convert", "-t", "lucene", str(CORPUS), "-p", str(bad))
     assert result.exit_code == 2
     assert "invalid processing pipeline" in result.output
+
+
+def test_convert_kibana_keeps_attack_mapping_of_every_pack_rule() -> None:
+    """Every pack rule tagged with an ATT&CK tactic (``attack.stealth`` and
+    ``attack.defense-impairment`` included) keeps a Kibana ``threat`` entry per tactic."""
+    result = run("convert", "-t", "kibana", str(DETECTIONS))
+    assert result.exit_code == 0, result.stderr[-2000:]
+    lost = []
+    for rule in kibana_rules(result.stdout):
+        tactics = {t for t in rule["tags"] if re.fullmatch(r"attack-[a-z-]+", t)}
+        if len(rule.get("threat", [])) != len(tactics):
+            lost.append((rule["name"], sorted(tactics), rule.get("threat")))
+    assert not lost, lost
+
+
+def test_attack_threat_maps_v19_tactics() -> None:
+    """ATT&CK v19's Stealth keeps TA0005; Defense Impairment is TA0112."""
+    tags = [SigmaRuleTag("attack", "stealth"), SigmaRuleTag("attack", "defense-impairment")]
+    ids = [t["tactic"]["id"] for t in attack_threat(tags, {})]
+    assert ids == ["TA0005", "TA0112"]
 
 
 def test_attack_threat_maps_tactics_offline() -> None:

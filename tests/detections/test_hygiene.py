@@ -1,7 +1,7 @@
 """Hygiene of the rule pack: collect every violation over the whole tree, then fail once.
 
 Checks: ids unique and UUIDs, required attributes, status/level/date values, ATT&CK tags
-(known tactics, technique ids from the list below), references are https URLs, names of
+(known tactics, technique ids from the project's ATT&CK table), references are https URLs, names of
 files and base rules, a test file for every rule file and no orphan test file, each test
 file with a matching and a non-matching case (and, for correlation and first-seen rules, a
 case just outside the window), everything loads in the engine, and nothing duplicates the
@@ -17,61 +17,13 @@ from typing import Any
 
 import yaml
 
+from detector.app.authoring.attack import TACTICS, TECHNIQUES
 from detector.detect import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "detections" / "rules"
 TESTS = ROOT / "detections" / "tests"
 CORPUS = ROOT.parent / "shared" / "corpus"
-
-#: ATT&CK (v19) tactics, as Sigma tags.
-TACTICS = {
-    "reconnaissance",
-    "resource-development",
-    "initial-access",
-    "execution",
-    "persistence",
-    "privilege-escalation",
-    "stealth",
-    "defense-impairment",
-    "credential-access",
-    "discovery",
-    "lateral-movement",
-    "collection",
-    "command-and-control",
-    "exfiltration",
-    "impact",
-}
-
-#: The ATT&CK techniques the pack may use (id -> name); add here when a rule needs a new one.
-TECHNIQUES = {
-    "T1078": "Valid Accounts",
-    "T1078.004": "Valid Accounts: Cloud Accounts",
-    "T1098": "Account Manipulation",
-    "T1098.001": "Account Manipulation: Additional Cloud Credentials",
-    "T1098.003": "Account Manipulation: Additional Cloud Roles",
-    "T1136.003": "Create Account: Cloud Account",
-    "T1190": "Exploit Public-Facing Application",
-    "T1195.002": "Supply Chain Compromise: Compromise Software Supply Chain",
-    "T1199": "Trusted Relationship",
-    "T1204.003": "User Execution: Malicious Image",
-    "T1213.003": "Data from Information Repositories: Code Repositories",
-    "T1485": "Data Destruction",
-    "T1525": "Implant Internal Image",
-    "T1528": "Steal Application Access Token",
-    "T1530": "Data from Cloud Storage",
-    "T1537": "Transfer Data to Cloud Account",
-    "T1550.001": "Use Alternate Authentication Material: Application Access Token",
-    "T1552.001": "Unsecured Credentials: Credentials In Files",
-    "T1555.006": "Credentials from Password Stores: Cloud Secrets Management Stores",
-    "T1556": "Modify Authentication Process",
-    "T1565": "Data Manipulation",
-    "T1567": "Exfiltration Over Web Service",
-    "T1580": "Cloud Infrastructure Discovery",
-    "T1619": "Cloud Storage Object Discovery",
-    "T1685": "Disable or Modify Tools",
-    "T1685.002": "Disable or Modify Tools: Disable or Modify Cloud Log",
-}
 
 FAMILIES = {
     "cloudtrail": ("cloudtrail_",),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.app.ruletest import TestCase, collect_cases, run_case
+from detector.app.authoring.cases import TestCase, collect_cases, run_case
 from detector.detect import RuleSet, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The rule test-case runner (detector.app.ruletest): format, expansion and diffs."""
+"""The rule test-case runner (detector.app.authoring.cases): format, expansion and diffs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detector.app.ruletest import (
+from detector.app.authoring.cases import (
     CaseFormatError,
     expand_events,
     load_cases,

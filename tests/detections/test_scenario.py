@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from detector.app.ruletest import detect_all, normalize_all
+from detector.app.authoring.cases import detect_all, normalize_all
 from detector.detect import load_rules
 from detector.models import Alert, Event
 

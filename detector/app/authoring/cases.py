@@ -1,13 +1,14 @@
 """Rule test cases: run native records through normalize, detect and correlate, compare alerts.
 
 Pure code (no I/O beyond reading the YAML files it is given), shared by the pytest suite,
-``detector rules test`` and the scenario check. The test-case format is documented in
-DETECTIONS.md; in short, ``detections/tests/<family>/<name>.yml`` mirrors
-``detections/rules/<family>/<name>.yml`` and holds::
+``detector rules test`` (:mod:`detector.app.authoring.testing`) and the scenario check.
+The test-case format is documented in DETECTIONS.md; in short,
+``detections/tests/<family>/<name>.yml`` mirrors ``detections/rules/<family>/<name>.yml``
+and holds::
 
     cases:
       - name: what the case shows
-        source: cloudtrail          # a family (cloudtrail|registry|ci|vault) or auto
+        source: cloudtrail          # a source family (see detector.models.FAMILIES) or auto
         events:                     # native records, as they arrive on Kafka
           - {...}
           - repeat: 12              # optional shorthand: 12 copies of ``record`` ...
@@ -32,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from detector.app.authoring.rulefiles import yaml_files
 from detector.detect import RuleSet, load_rules
 from detector.detect.alerting import AlertPipeline
 from detector.detect.correlation import rule_key
@@ -116,17 +118,37 @@ class CaseResult:
         return not self.errors and self.expected == self.actual
 
     def diff(self) -> list[str]:
-        """Human-readable lines: per rule ``expected N, got M``, then problems."""
+        """Human-readable lines: per rule ``expected N, got M`` and its alerts' reasons,
+        then problems."""
         lines: list[str] = []
-        for rule in sorted(set(self.expected) | set(self.actual)):
-            want, got = self.expected.get(rule, 0), self.actual.get(rule, 0)
-            if want != got:
-                lines.append(f"{rule}: expected {want} alert(s), got {got}")
-                for alert in self.alerts:
-                    if _display(alert.rule.title, alert.rule.id) == rule:
-                        lines.append(f"    - {alert.reason}")
+        for d in case_diff(self):
+            lines.append(f"{d.rule}: expected {d.expected} alert(s), got {d.actual}")
+            lines.extend(f"    - {reason}" for reason in d.reasons)
         lines.extend(f"error: {e}" for e in self.errors)
         return lines
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDiff:
+    """Expected versus actual alerts of one rule in a failing case."""
+
+    rule: str
+    expected: int
+    actual: int
+    reasons: tuple[str, ...]
+
+
+def case_diff(result: CaseResult) -> list[RuleDiff]:
+    """Per rule whose alert count differs: expected, actual and the actual alerts' reasons."""
+    diffs: list[RuleDiff] = []
+    for rule in sorted(set(result.expected) | set(result.actual)):
+        want, got = result.expected.get(rule, 0), result.actual.get(rule, 0)
+        if want != got:
+            reasons = tuple(
+                a.reason for a in result.alerts if _display(a.rule.title, a.rule.id) == rule
+            )
+            diffs.append(RuleDiff(rule, want, got, reasons))
+    return diffs
 
 
 @dataclass
@@ -322,11 +344,6 @@ def test_file_for(rule_file: Path, rules_dir: Path, tests_dir: Path) -> Path:
     return tests_dir / rule_file.relative_to(rules_dir)
 
 
-def rule_files(rules_dir: Path) -> list[Path]:
-    """Every rule file under ``rules_dir`` (``.yml``/``.yaml``), sorted."""
-    return sorted(p for p in rules_dir.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
-
-
 def collect_cases(
     rules_dir: Path, tests_dir: Path
 ) -> tuple[list[tuple[Path, TestCase]], list[str]]:
@@ -334,7 +351,7 @@ def collect_cases(
     file without test file, a test file without rule file, a malformed test file)."""
     pairs: list[tuple[Path, TestCase]] = []
     problems: list[str] = []
-    for rule_file in rule_files(rules_dir):
+    for rule_file in yaml_files(rules_dir):
         test_file = test_file_for(rule_file, rules_dir, tests_dir)
         label = str(test_file.relative_to(tests_dir.parent))
         if not test_file.is_file():
@@ -344,7 +361,7 @@ def collect_cases(
             pairs.extend((rule_file, c) for c in load_cases(test_file, rule_file, label))
         except CaseFormatError as exc:
             problems.append(str(exc))
-    for test_file in rule_files(tests_dir):
+    for test_file in yaml_files(tests_dir):
         if not (rules_dir / test_file.relative_to(tests_dir)).is_file():
             problems.append(f"{test_file}: orphan test file (no rule file at the mirrored path)")
     return pairs, problems
@@ -369,27 +386,16 @@ def run_tests(rules_dir: Path, tests_dir: Path) -> TestReport:
     return report
 
 
-def format_report(report: TestReport) -> str:
-    """A plain-text summary with the diff of each failing case."""
-    lines = [f"load error: {e}" for e in report.load_errors]
-    for result in report.failed:
-        lines.append(f"FAIL {result.case.label}")
-        lines.extend(f"  {d}" for d in result.diff())
-    passed = sum(r.passed for r in report.results)
-    lines.append(f"{passed}/{len(report.results)} case(s) passed")
-    return "\n".join(lines)
-
-
 __all__ = [
-    "AlertPipeline",
     "CaseFormatError",
     "CaseResult",
+    "RuleDiff",
     "TestCase",
     "TestReport",
+    "case_diff",
     "collect_cases",
     "detect_all",
     "expand_events",
-    "format_report",
     "load_cases",
     "normalize_all",
     "parse_span",
