@@ -1,6 +1,6 @@
 """Benchmark: single-event Sigma matching on pre-parsed CloudTrail events, one core.
 
-Rules: the 57 SigmaHQ CloudTrail rules (../shared/corpus), the project's rules
+Rules: the 57 SigmaHQ CloudTrail rules (vendored in detections/sigmahq), the project's rules
 (detections/rules: the CloudTrail and ECS ones apply to CloudTrail events) and generated
 project-style rules, so that more than 100 rules apply to every CloudTrail event.
 
@@ -59,7 +59,7 @@ from sigma.types import (
 from detector.detect import DetectionEngine, RuleSet, load_rules
 from detector.models import Event, LogSource
 
-CORPUS = Path("../shared/corpus/sigmahq/aws/cloudtrail")
+CORPUS = Path("detections/sigmahq/aws/cloudtrail")
 PROJECT = Path("detections/rules")
 CLOUDTRAIL = LogSource("aws", "cloudtrail")
 

@@ -40,7 +40,7 @@ from detector.normalize import COMPILED, Normalizer, normalize_cloudtrail
 from detector.normalize.fields import new_event
 
 FIXTURES = Path("tests/fixtures/records/cloudtrail")
-OTRF = Path("../shared/samples/otrf-cloudtrail/ec2_proxy_s3_exfiltration_2020-09-14011940.json")
+OTRF = Path("examples/samples/otrf-cloudtrail/ec2_proxy_s3_exfiltration_2020-09-14011940.json")
 
 
 def templates() -> list[dict[str, Any]]:

@@ -1,16 +1,48 @@
-"""Shared fixtures: the real local services started by ``scripts/services up``."""
+"""Shared fixtures (the real local services started by ``scripts/services up``, the vendored
+data) and the outside-path audit that keeps the test suite inside the repository."""
 
 from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from path_audit import PathAudit, default_roots
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+SIGMAHQ = ROOT / "detections" / "sigmahq"
+SAMPLES = ROOT / "examples" / "samples"
+
+AUDIT = PathAudit(default_roots(ROOT))
+AUDIT.install()
+
+
+def _outside_message(found: list[tuple[str, str]]) -> str:
+    paths = "\n".join(f"  {event} {path}" for event, path in found)
+    return (
+        "opened outside the repository (a clean clone has nothing there; vendor the data "
+        f"into the repository or write it to tmp_path):\n{paths}"
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Collection (imports, module constants) stays inside the repository too."""
+    found = AUDIT.take()
+    if found:
+        raise pytest.UsageError(_outside_message(found))
+
+
+@pytest.fixture(autouse=True)
+def _inside_repository() -> Iterator[None]:
+    """Fails the test during which a path outside the repository was opened."""
+    AUDIT.take()
+    yield
+    found = AUDIT.take()
+    if found:
+        pytest.fail(_outside_message(found))
 
 
 @dataclass(frozen=True)
@@ -54,8 +86,12 @@ def services() -> Services:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The read-only ``shared/`` folder beside the repository (corpus and samples)."""
-    if not SHARED.is_dir():
-        pytest.fail(f"{SHARED} is missing: the shared corpus must sit beside the repository")
-    return SHARED
+def sigmahq_dir() -> Path:
+    """The vendored SigmaHQ CloudTrail and GitHub audit rules (``detections/sigmahq``)."""
+    return SIGMAHQ
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """The vendored public sample records (``examples/samples``)."""
+    return SAMPLES

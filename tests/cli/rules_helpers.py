@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus" / "sigmahq"
+CORPUS = ROOT / "detections" / "sigmahq"
 RECORDS = ROOT / "tests" / "fixtures" / "records"
 
 STOP_LOGGING_ID = "0f6b3f0e-8f45-4f49-9f0a-6a1d1c3e2b01"

@@ -1,4 +1,4 @@
-"""The SigmaHQ corpus (../shared/corpus/sigmahq) loads, compiles and fires unmodified."""
+"""The vendored SigmaHQ rules (detections/sigmahq) load, compiles and fires unmodified."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from detector.detect import DetectionEngine, RuleSet, load_rules
 
 
 @pytest.fixture(scope="module")
-def corpus(shared_dir: Path) -> RuleSet:
-    """Every rule of the SigmaHQ compatibility corpus."""
-    return load_rules([shared_dir / "corpus" / "sigmahq"])
+def corpus(sigmahq_dir: Path) -> RuleSet:
+    """Every rule of the vendored SigmaHQ compatibility corpus."""
+    return load_rules([sigmahq_dir])
 
 
 def test_all_72_rules_load_and_compile(corpus: RuleSet) -> None:
@@ -111,10 +111,10 @@ def test_github_rule(corpus: RuleSet) -> None:
     assert not engine.evaluate(event({"action": "repo.destroy"}))
 
 
-def test_real_cloudtrail_sample(corpus: RuleSet, shared_dir: Path) -> None:
+def test_real_cloudtrail_sample(corpus: RuleSet, samples_dir: Path) -> None:
     """On the OTRF CloudTrail sample only the AssumeRole-misuse rule fires (11 records)."""
     engine = DetectionEngine(corpus)
-    sample = shared_dir / "samples" / "otrf-cloudtrail"
+    sample = samples_dir / "otrf-cloudtrail"
     titles: list[str] = []
     for path in sorted(sample.glob("*.json")):
         for line in path.read_text().splitlines():

@@ -53,9 +53,9 @@ def test_every_native_source_has_a_mapping() -> None:
     assert field_mapping(LogSource("windows", "security"), [PIPELINE_DIR]) == {}
 
 
-def test_sigma_cli_converts_a_sigmahq_rule_to_ecs_fields(shared_dir: Path) -> None:
+def test_sigma_cli_converts_a_sigmahq_rule_to_ecs_fields(sigmahq_dir: Path) -> None:
     """sigma-cli with the CloudTrail pipeline targets ECS names and the CloudTrail dataset."""
-    rule = shared_dir / "corpus/sigmahq/aws/cloudtrail/aws_cloudtrail_disable_logging.yml"
+    rule = sigmahq_dir / "aws/cloudtrail/aws_cloudtrail_disable_logging.yml"
     query = _convert(rule, "cloudtrail")
     assert query.startswith("event.dataset:aws.cloudtrail AND ")
     assert "event.provider:cloudtrail.amazonaws.com" in query

@@ -23,7 +23,7 @@ from detector.detect import load_rules
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "detections" / "rules"
 TESTS = ROOT / "detections" / "tests"
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "detections" / "sigmahq"
 
 FAMILIES = {
     "cloudtrail": ("cloudtrail_",),
@@ -207,9 +207,8 @@ def collect_violations(
         )
     loaded = load_rules([rules])
     problems.extend(f"engine: {e}" for e in loaded.errors)
-    if CORPUS.is_dir():
-        corpus_ids = {str(d.get("id")) for p in CORPUS.rglob("*.yml") for d in documents(p)}
-        problems.extend(f"id {i} is a SigmaHQ corpus id" for i in set(seen_ids) & corpus_ids)
+    corpus_ids = {str(d.get("id")) for p in CORPUS.rglob("*.yml") for d in documents(p)}
+    problems.extend(f"id {i} is a SigmaHQ corpus id" for i in set(seen_ids) & corpus_ids)
     return problems
 
 

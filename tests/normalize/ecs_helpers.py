@@ -12,7 +12,7 @@ from detector.normalize import Normalizer
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = ROOT / "tests" / "fixtures" / "records"
-SAMPLES = ROOT.parent / "shared" / "samples"
+SAMPLES = ROOT / "examples" / "samples"
 
 
 def dotted(doc: dict[str, Any], path: str) -> Any:
