@@ -1,4 +1,4 @@
-"""``detector rules``: validate, test, convert, explain and list Sigma rules.
+"""``detector rules``: validate, test, convert, explain, list Sigma rules and show coverage.
 
 Exit codes: 0 success; 1 validation or test failures (or, for ``explain``, no match);
 2 usage errors (bad option, missing path). Tables go to stdout, problems to stderr.
@@ -21,6 +21,7 @@ from rich.tree import Tree
 from detector.app.authoring import (
     DEFAULT_PIPELINES,
     DEFAULT_RULES,
+    TACTICS,
     TARGETS,
     Conversion,
     RuleExplanation,
@@ -28,20 +29,25 @@ from detector.app.authoring import (
     case_diff,
     case_roots,
     convert,
+    coverage,
     explain_record,
     junit_xml,
     load_pipeline,
+    navigator_layer,
     resolve_rule,
     rule_rows,
     run_rule_tests,
     technique_names,
     validate,
 )
-from detector.detect import Explanation, load_rules
+from detector.detect import Explanation, RuleSet, load_rules
 from detector.normalize import SOURCES
 
 app = typer.Typer(
-    help="Author Sigma rules: validate, test, convert to Elasticsearch, explain, list.",
+    help=(
+        "Author Sigma rules: validate, test, convert to Elasticsearch, explain, list, "
+        "ATT&CK coverage."
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -64,6 +70,15 @@ class QueryFormat(StrEnum):
     json = "json"
 
 
+#: The rule files or directories a command loads.
+RulePaths = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
+    ),
+]
+
+
 def _usage(message: str, hint: str | None = None) -> typer.BadParameter:
     """A usage error (exit 2) with typer's formatting."""
     return typer.BadParameter(message, param_hint=hint)
@@ -74,6 +89,15 @@ def _existing(paths: list[Path], hint: str) -> list[Path]:
     if missing:
         raise _usage(f"no such file or directory: {', '.join(missing)}", hint)
     return paths
+
+
+def _warn_rejected(ruleset: RuleSet) -> None:
+    """Rejected rules are not shown: say how many, and where to look."""
+    if ruleset.errors:
+        err.print(
+            f"[yellow]{len(ruleset.errors)} rule(s) or file(s) rejected; "
+            "run 'detector rules validate' for details[/yellow]"
+        )
 
 
 def _json(data: Any) -> None:
@@ -88,12 +112,7 @@ def _json(data: Any) -> None:
 
 @app.command("validate")
 def validate_command(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
-        ),
-    ] = None,
+    paths: RulePaths = None,
     fmt: Annotated[
         Format,
         typer.Option("--format", "-f", help="table (one 'file:line: problem' row each) or json."),
@@ -131,12 +150,7 @@ def validate_command(
 
 @app.command("list")
 def list_command(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
-        ),
-    ] = None,
+    paths: RulePaths = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
 ) -> None:
     """List the loaded rules: id, title, level, log source, tags and type.
@@ -162,11 +176,7 @@ def list_command(
             )
         out.print(table)
         out.print(f"{len(rows)} rule(s)")
-    if ruleset.errors:
-        err.print(
-            f"[yellow]{len(ruleset.errors)} rule(s) or file(s) rejected; "
-            "run 'detector rules validate' for details[/yellow]"
-        )
+    _warn_rejected(ruleset)
 
 
 # --------------------------------------------------------------------------------------
@@ -273,12 +283,7 @@ def _conversion_summary(conversion: Conversion) -> None:
 
 @app.command("convert")
 def convert_command(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
-        ),
-    ] = None,
+    paths: RulePaths = None,
     *,
     target: Annotated[
         str,
@@ -457,3 +462,47 @@ def explain_command(
         raise _usage(f"{event}: nothing to explain: {problems}", "EVENT")
     _print_explanation(result)
     raise typer.Exit(0 if result.matched else 1)
+
+
+# --------------------------------------------------------------------------------------
+# coverage
+# --------------------------------------------------------------------------------------
+
+
+@app.command("coverage")
+def coverage_command(
+    paths: RulePaths = None,
+    layer: Annotated[
+        Path,
+        typer.Option("--layer", "-l", help="Where to write the ATT&CK Navigator layer (JSON)."),
+    ] = Path("attack-layer.json"),
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="table or json (the table, on stdout).")
+    ] = Format.table,
+) -> None:
+    """Show the ATT&CK tactics and techniques the loaded rules cover, and write a layer.
+
+    Counts the rules that raise alerts (building blocks of correlations are left out) per
+    ATT&CK tactic, and writes an ATT&CK Navigator layer (format 4.5) scoring each technique
+    by its number of rules: open it in the Navigator with "Open Existing Layer".
+    """
+    targets = _existing(paths or [DEFAULT_RULES], "DIR")
+    ruleset = load_rules(targets)
+    cover = coverage(ruleset)
+    layer.parent.mkdir(parents=True, exist_ok=True)
+    layer.write_text(json.dumps(navigator_layer(cover), indent=2) + "\n", encoding="utf-8")
+    if fmt is Format.json:
+        _json(cover.to_dict())
+    else:
+        table = Table("tactic", "id", "techniques", "rules", title="ATT&CK coverage")
+        for row in cover.tactics:
+            tactic = TACTICS[row.tactic]
+            count = str(len(row.rules)) if row.rules else "[red]0[/red]"
+            table.add_row(tactic.name, tactic.id, ", ".join(row.techniques) or "-", count)
+        out.print(table)
+        out.print(
+            f"{len(cover.covered)} of {len(cover.tactics)} tactics covered by "
+            f"{cover.rule_count} alerting rule(s); {len(cover.untagged)} without ATT&CK tags"
+        )
+    err.print(f"ATT&CK Navigator layer written to {escape(str(layer))}")
+    _warn_rejected(ruleset)

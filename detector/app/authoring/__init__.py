@@ -8,6 +8,7 @@
   :mod:`~detector.app.authoring.kibana` and the pipelines of
   :mod:`~detector.app.authoring.pipelines`.
 - :mod:`~detector.app.authoring.explanation` (``explain``).
+- :mod:`~detector.app.authoring.coverage` (``coverage``): ATT&CK table and Navigator layer.
 
 The ATT&CK table they share is :mod:`~detector.app.authoring.attack`. Functions read the
 rule files they are given and nothing else; the CLI only formats what they return.
@@ -16,6 +17,7 @@ rule files they are given and nothing else; the CLI only formats what they retur
 from detector.app.authoring.attack import TACTICS, TECHNIQUES, technique_names
 from detector.app.authoring.cases import RuleDiff, TestReport, case_diff
 from detector.app.authoring.conversion import TARGETS, Conversion, Converted, Skipped, convert
+from detector.app.authoring.coverage import Coverage, coverage, navigator_layer
 from detector.app.authoring.explanation import RuleExplanation, explain_record, resolve_rule
 from detector.app.authoring.kibana import attack_threat
 from detector.app.authoring.listing import RuleRow, rule_rows
@@ -32,6 +34,7 @@ __all__ = [
     "TECHNIQUES",
     "Conversion",
     "Converted",
+    "Coverage",
     "Problem",
     "RuleDiff",
     "RuleExplanation",
@@ -43,12 +46,14 @@ __all__ = [
     "case_diff",
     "case_roots",
     "convert",
+    "coverage",
     "engine_errors",
     "explain_record",
     "field_mapping",
     "junit_xml",
     "load_pipeline",
     "mirror",
+    "navigator_layer",
     "pipeline_files",
     "resolve_rule",
     "rule_rows",
