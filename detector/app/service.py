@@ -20,6 +20,7 @@ from detector.app.correlator import Correlator, EngineFactory
 from detector.app.health import HealthServer, HealthState
 from detector.app.ingest import Ingestor, load_schemas
 from detector.app.pipeline import DetectPipeline
+from detector.app.policy import effective_rules, log_policy
 from detector.app.runner import Runner
 from detector.app.settings import DetectorSettings
 from detector.decode import DecodeLimits
@@ -43,11 +44,15 @@ STAGES: tuple[Stage, ...] = ("all", "detect", "correlate")
 
 
 def load_ruleset(settings: DetectorSettings) -> RuleSet:
-    """Load the configured rules; any rejected rule stops start-up with every error listed."""
+    """Load the configured rules under the rule policy (exceptions, ``rules.disabled``...);
+    any rejected rule or exception file stops start-up with every error listed."""
     placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
     ruleset = load_rules(settings.rules.paths, placeholders=placeholders)
     if ruleset.errors:
         raise RuleLoadError(list(ruleset.errors))
+    effective, warnings = effective_rules(settings.rules, ruleset)
+    log_policy(effective, warnings)
+    ruleset = effective.ruleset
     if not ruleset.rules:
         raise ConfigError(
             f"no rules found under {', '.join(map(str, settings.rules.paths))}; "

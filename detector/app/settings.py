@@ -18,8 +18,10 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from detector.detect.policy import Level, Status
 from detector.errors import ConfigError
 from detector.sinks.config import SinksConfig
+from detector.sinks.envlist import EnvList
 from detector.sources.kafka import KafkaSourceConfig
 
 SourceName = Literal["auto", "cloudtrail", "registry", "ci", "vault"]
@@ -54,12 +56,23 @@ class KafkaConfig(KafkaSourceConfig):
 
 
 class RulesConfig(BaseModel):
-    """The ``rules`` section: where rules live and engine options."""
+    """The ``rules`` section: where rules live, engine options and rule policy.
+
+    Policy (:mod:`detector.detect.policy`): ``exceptions`` files or directories of
+    exceptions; ``disabled`` rule ids or names turned off; ``min_level`` and ``statuses``
+    keep only rules at or above a level and with one of these statuses;
+    ``level_overrides`` maps a rule id or name to the level its alerts carry.
+    """
 
     paths: list[Path] = Field(default_factory=lambda: [Path("detections/rules")])
     placeholders: dict[str, list[str]] = Field(default_factory=dict)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
     max_groups_per_rule: int = Field(default=100_000, ge=1)
+    exceptions: list[Path] = Field(default_factory=list)
+    disabled: EnvList = Field(default_factory=list)
+    min_level: Level | None = None
+    statuses: list[Status] | None = None
+    level_overrides: dict[str, Level] = Field(default_factory=dict)
 
 
 class DecodeConfig(BaseModel):

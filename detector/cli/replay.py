@@ -13,8 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from detector.app.ingest import Ingestor
+from detector.app.policy import effective_rules
 from detector.app.replay import ReplayResult, replay
+from detector.app.settings import load_settings
 from detector.detect import RuleSet, load_rules
+from detector.errors import ConfigError
 from detector.models import Alert
 
 err = Console(stderr=True)
@@ -43,13 +46,32 @@ def replay_command(
     max_rows: Annotated[
         int, typer.Option(help="Alerts shown in the table (all go to --output).")
     ] = 50,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file (YAML); its rules section (paths, placeholders, exceptions, "
+            "policy) applies as in 'detector run'. DETECTOR_RULES__* variables apply too.",
+        ),
+    ] = None,
 ) -> None:
     """Replay rules over files in event-time order with in-memory state (no services)."""
     if source not in SOURCES:
         raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="--source")
-    ruleset = load_rules(rules or [Path("detections/rules")])
-    for error in ruleset.errors:
-        err.print(f"[red]rejected[/red] {error}", markup=True, highlight=False)
+    try:
+        settings = load_settings(config)
+        placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
+        ruleset = load_rules(rules or settings.rules.paths, placeholders=placeholders)
+        for error in ruleset.errors:
+            err.print(f"[red]rejected[/red] {error}", markup=True, highlight=False)
+        effective, warnings = effective_rules(settings.rules, ruleset)
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    for warning in warnings:
+        err.print(f"[yellow]warning[/yellow] {warning}", markup=True, highlight=False)
+    ruleset = effective.ruleset
     with Progress(
         TextColumn("{task.description:<11}"),
         BarColumn(),

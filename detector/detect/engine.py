@@ -33,6 +33,7 @@ class DetectionEngine:
 
     def __init__(self, rules: RuleSet) -> None:
         self.ruleset = rules
+        self._exceptions = rules.exceptions if rules.exceptions else None
         self._buckets: dict[tuple[LogSource, str], _Bucket] = {}
         # id(LogSource) -> (that LogSource, family, bucket); holding the object keeps
         # its id from being reused.
@@ -53,7 +54,8 @@ class DetectionEngine:
     def evaluate(self, event: Event) -> list[Match]:
         """Every rule matching ``event`` (native-field rules, then ECS rules, in a fixed
         order), including rules that emit no alerts of their own
-        (:meth:`RuleSet.generates` is False; correlations still count them).
+        (:meth:`RuleSet.generates` is False; correlations still count them). Matches an
+        exception of the rule set covers are left out (before any correlation sees them).
         """
         # Normalizers share one LogSource object per source: look it up by identity
         # (hashing the dataclass costs more than the rest of a typical lookup).
@@ -73,7 +75,10 @@ class DetectionEngine:
         matched = bucket.matching(event.raw, event.ecs)
         if not matched:
             return []
-        return [
+        matches = [
             Match(rule.info, event, rule.held(event.ecs if rule.scope.ecs else event.raw))
             for rule in matched
         ]
+        if self._exceptions is not None:
+            return self._exceptions.filter(matches)
+        return matches

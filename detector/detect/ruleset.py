@@ -10,6 +10,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaRule, SigmaRuleBase
 
 from detector.detect.compiler import Predicate, Requirements
+from detector.detect.exceptions import ExceptionSet
 from detector.detect.logsources import Scope
 from detector.errors import RuleError
 from detector.models import Event, RuleInfo
@@ -59,7 +60,8 @@ class RuleSet:
     ``warnings`` validator findings that do not stop a rule; ``names`` maps rule names
     (``name:``) to ids, for correlation references; ``silent`` holds the ids of rules
     referenced by a correlation with ``generate: false`` (no alerts of their own);
-    ``placeholders`` the ``expand`` values the rules were compiled with.
+    ``placeholders`` the ``expand`` values the rules were compiled with; ``exceptions``
+    the exceptions the engine applies to matches (see :mod:`detector.detect.policy`).
     """
 
     rules: tuple[CompiledRule, ...]
@@ -69,6 +71,7 @@ class RuleSet:
     names: Mapping[str, str] = field(default_factory=dict)
     silent: frozenset[str] = frozenset()
     placeholders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    exceptions: ExceptionSet = field(default_factory=ExceptionSet)
     _infos: Mapping[str, RuleInfo] = field(default_factory=dict, repr=False)
 
     @property

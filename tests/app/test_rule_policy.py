@@ -1,0 +1,164 @@
+"""The rule policy as a process applies it: settings, start-up checks, metric, replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from detector.app.metrics import REGISTRY
+from detector.app.policy import effective_rules, policy_warnings, rule_policy
+from detector.app.settings import RulesConfig, load_settings
+from detector.cli.main import app
+from detector.detect import DetectionEngine, load_rules
+from detector.errors import ConfigError
+from detector.models import Event, LogSource
+
+RULE = """
+title: Secret read
+id: 2c000000-0000-4000-8000-000000000001
+name: secret_read
+status: test
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection: {eventName: GetSecretValue}
+  condition: selection
+level: medium
+"""
+
+EXCEPTIONS = """
+exceptions:
+  - id: backup-reader
+    rules: [secret_read]
+    reason: the backup job reads secrets nightly
+    author: platform
+    detection:
+      job: {userIdentity.userName: backup}
+      condition: job
+  - id: old-migration
+    rules: [secret_read, renamed_rule]
+    reason: finished migration
+    author: cloud-team
+    expires: 2020-01-01
+    detection:
+      who: {userIdentity.userName: migrator}
+      condition: who
+"""
+
+
+def _files(tmp_path: Path) -> tuple[Path, Path]:
+    rules = tmp_path / "rules" / "rule.yml"
+    rules.parent.mkdir()
+    rules.write_text(RULE)
+    excs = tmp_path / "exceptions.yml"
+    excs.write_text(EXCEPTIONS)
+    return rules.parent, excs
+
+
+def _record(n: int, user: str) -> dict[str, Any]:
+    return {
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "userName": user, "accountId": "111122223333"},
+        "eventTime": f"2026-11-28T10:{n:02d}:00Z",
+        "eventSource": "secretsmanager.amazonaws.com",
+        "eventName": "GetSecretValue",
+        "awsRegion": "eu-west-1",
+        "sourceIPAddress": "198.51.100.7",
+        "eventID": f"00000000-0000-4000-8000-{n:012d}",
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+    }
+
+
+def test_policy_settings_from_yaml_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every policy setting reads from the YAML file; ``disabled`` also from a
+    comma-separated variable; a level outside Sigma's is a configuration error."""
+    config = tmp_path / "detector.yaml"
+    config.write_text(
+        "rules:\n  exceptions: [exc.yml]\n  min_level: high\n  statuses: [stable]\n"
+        "  level_overrides: {a: critical}\n"
+    )
+    monkeypatch.setenv("DETECTOR_RULES__DISABLED", "rule-a, rule-b")
+    policy = rule_policy(load_settings(config).rules)
+    assert policy.disabled == ("rule-a", "rule-b")
+    assert (policy.min_level, policy.statuses) == ("high", ("stable",))
+    assert policy.level_overrides == {"a": "critical"}
+    assert load_settings(config).rules.exceptions == [Path("exc.yml")]
+    monkeypatch.setenv("DETECTOR_RULES__MIN_LEVEL", "severe")
+    with pytest.raises(ConfigError, match=r"rules\.min_level"):
+        load_settings(config)
+
+
+def test_start_up_reports_expired_and_unknown_as_warnings(tmp_path: Path) -> None:
+    """An expired exception, an exception naming an unknown rule and a policy entry naming
+    an unknown rule are warnings; the valid exception applies and its drops are exported
+    as ``detector_exception_drops_total``."""
+    rules_dir, excs = _files(tmp_path)
+    config = RulesConfig(paths=[rules_dir], exceptions=[excs], disabled=["no-such-rule"])
+    ruleset = load_rules(config.paths)
+    effective, warnings = effective_rules(config, ruleset, now=1_800_000_000.0)
+    text = [str(w) for w in warnings]
+    assert any("'old-migration' expired on 2020-01-01T00:00:00Z" in t for t in text)
+    assert any("names rule 'renamed_rule', which is not loaded" in t for t in text)
+    assert any("names 'no-such-rule', which is not loaded" in t for t in text)
+    assert len(text) == 3
+    engine = DetectionEngine(effective.ruleset)
+    labels = {"exception": "backup-reader", "rule_id": "2c000000-0000-4000-8000-000000000001"}
+    before = REGISTRY.get_sample_value("detector_exception_drops_total", labels) or 0.0
+    for n, user in enumerate(["backup", "backup", "alice"]):
+        raw = _record(n, user)
+        ev = Event(
+            id=str(n),
+            timestamp=1_700_000_000.0 + n,
+            family="cloudtrail",
+            logsource=LogSource("aws", "cloudtrail"),
+            ecs={},
+            raw=raw,
+        )
+        engine.evaluate(ev)
+    assert REGISTRY.get_sample_value("detector_exception_drops_total", labels) == before + 2
+
+
+def test_bad_exception_file_stops_start_up(tmp_path: Path) -> None:
+    """A malformed exception is a start-up error that names the file and the problem."""
+    rules_dir, _ = _files(tmp_path)
+    bad = tmp_path / "bad.yml"
+    bad.write_text("exceptions:\n  - {id: x, author: a, detection: {s: {a: b}, condition: s}}\n")
+    config = RulesConfig(paths=[rules_dir], exceptions=[bad])
+    with pytest.raises(ConfigError, match=r"(?s)invalid exception file.*bad\.yml.*'reason'"):
+        effective_rules(config, load_rules(config.paths))
+
+
+def test_no_warning_for_a_clean_policy(tmp_path: Path) -> None:
+    """A policy that names loaded rules and unexpired exceptions gives no warning."""
+    rules_dir, _ = _files(tmp_path)
+    ruleset = load_rules([rules_dir])
+    policy = rule_policy(RulesConfig(disabled=["secret_read"]))
+    assert policy_warnings(ruleset, policy, [], now=0.0) == []
+
+
+def test_replay_applies_the_configured_policy(tmp_path: Path) -> None:
+    """``detector replay --config`` runs the rules the configuration's policy leaves on,
+    with its exceptions, and prints the warnings on stderr."""
+    rules_dir, excs = _files(tmp_path)
+    logs = tmp_path / "logs.jsonl"
+    logs.write_bytes(
+        b"\n".join(orjson.dumps(_record(n, u)) for n, u in enumerate(["backup", "eve"]))
+    )
+    out = tmp_path / "alerts.jsonl"
+    config = tmp_path / "detector.yaml"
+    config.write_text(f"rules:\n  paths: [{rules_dir}]\n  exceptions: [{excs}]\n")
+    runner = CliRunner()
+    done = runner.invoke(app, ["replay", str(logs), "--config", str(config), "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    users = [orjson.loads(line)["user"]["name"] for line in out.read_bytes().splitlines()]
+    assert users == ["eve"]
+    config.write_text(f"rules:\n  paths: [{rules_dir}]\n  disabled: [secret_read]\n")
+    done = runner.invoke(app, ["replay", str(logs), "--config", str(config), "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert out.read_bytes() == b""
