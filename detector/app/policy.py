@@ -81,6 +81,17 @@ def policy_warnings(
     return problems
 
 
+def exception_findings(
+    paths: Sequence[Path], ruleset: RuleSet, *, now: float | None = None
+) -> tuple[list[RuleError], list[RuleError]]:
+    """Errors (malformed entries) and warnings (expired, unknown rules) of exception files."""
+    loaded = load_exceptions(paths, ruleset.placeholders)
+    warnings = policy_warnings(
+        ruleset, RulePolicy(), loaded.exceptions, time.time() if now is None else now
+    )
+    return loaded.errors, warnings
+
+
 def effective_rules(
     config: RulesConfig, ruleset: RuleSet, *, now: float | None = None
 ) -> tuple[EffectivePolicy, list[RuleError]]:

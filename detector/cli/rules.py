@@ -40,7 +40,10 @@ from detector.app.authoring import (
     technique_names,
     validate,
 )
+from detector.app.policy import effective_rules
+from detector.app.settings import load_settings
 from detector.detect import Explanation, RuleSet, load_rules
+from detector.errors import ConfigError
 from detector.normalize import SOURCES
 
 app = typer.Typer(
@@ -117,14 +120,24 @@ def validate_command(
         Format,
         typer.Option("--format", "-f", help="table (one 'file:line: problem' row each) or json."),
     ] = Format.table,
+    exceptions: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--exceptions",
+            "-e",
+            help="Exception file or directory to check against the rules (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Report everything pySigma and the engine reject, all at once, with file:line.
 
     Errors reject a rule (it would not run); warnings are pySigma validator findings
-    that do not. Exit 1 when any rule or file is rejected.
+    that do not. With ``--exceptions``, malformed exceptions are errors, and expired ones
+    or ones naming rules that are not loaded are warnings. Exit 1 when any rule, file or
+    exception is rejected.
     """
     targets = _existing(paths or [DEFAULT_RULES], "DIR")
-    result = validate(targets)
+    result = validate(targets, _existing(exceptions or [], "--exceptions"))
     if fmt is Format.json:
         _json(result.to_dict())
     else:
@@ -152,27 +165,56 @@ def validate_command(
 def list_command(
     paths: RulePaths = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file whose rules section (paths, placeholders, exceptions, "
+            "disabled, min_level, statuses, level_overrides) decides each rule's state.",
+        ),
+    ] = None,
 ) -> None:
-    """List the loaded rules: id, title, level, log source, tags and type.
+    """List the loaded rules: id, title, effective level and state, log source, type, tags.
 
-    Type is ``sigma``, ``first-seen`` or the correlation type. Rejected rules are not
-    listed (their count goes to stderr; see ``detector rules validate``).
+    Type is ``sigma``, ``first-seen`` or the correlation type. State is ``enabled``,
+    ``building block`` (off, but a running correlation needs it) or ``disabled`` under the
+    rule policy of the settings (``--config`` and ``DETECTOR_RULES__*``), with the reasons
+    and the exceptions that apply. Rejected rules are not listed (their count goes to
+    stderr; see ``detector rules validate``).
     """
-    targets = _existing(paths or [DEFAULT_RULES], "DIR")
-    ruleset = load_rules(targets)
-    rows = rule_rows(ruleset)
+    try:
+        settings = load_settings(config)
+        targets = _existing(paths or settings.rules.paths, "DIR")
+        placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
+        ruleset = load_rules(targets, placeholders=placeholders)
+        effective, warnings = effective_rules(settings.rules, ruleset)
+    except ConfigError as exc:
+        err.print(f"error: {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    for warning in warnings:
+        err.print(f"[yellow]warning[/yellow] {escape(str(warning))}")
+    rows = rule_rows(ruleset, effective.states)
     if fmt is Format.json:
         _json([r.to_dict() for r in rows])
     else:
-        table = Table("id", "title", "level", "log source", "type", "tags", title="Rules")
+        table = Table(
+            "id", "title", "level", "state", "log source", "type", "tags", "why", title="Rules"
+        )
         for r in rows:
+            reasons = [r.why] if r.why else []
+            if r.exceptions:
+                reasons.append(f"exceptions: {', '.join(r.exceptions)}")
+            why = "; ".join(reasons)
             table.add_row(
                 r.id,
                 escape(r.title),
                 r.level,
+                r.state,
                 escape(r.logsource),
                 r.type,
                 escape(", ".join(r.tags)),
+                escape(why),
             )
         out.print(table)
         out.print(f"{len(rows)} rule(s)")

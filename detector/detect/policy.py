@@ -168,9 +168,12 @@ def apply_policy(
         silent=frozenset(silent),
         _infos=infos,
     )
-    targets = _exception_targets(effective)
+    effective = replace(
+        effective, exceptions=index_exceptions(exceptions, _exception_targets(effective))
+    )
+    # States list the exceptions of disabled rules too (as if they ran).
+    targets = _exception_targets(ruleset)
     indexed = index_exceptions(exceptions, targets)
-    effective = replace(effective, exceptions=indexed)
 
     states: list[RuleState] = []
     for rule in every:

@@ -162,3 +162,43 @@ def test_replay_applies_the_configured_policy(tmp_path: Path) -> None:
     done = runner.invoke(app, ["replay", str(logs), "--config", str(config), "-o", str(out)])
     assert done.exit_code == 0, done.output
     assert out.read_bytes() == b""
+
+
+def test_rules_list_shows_effective_state_and_why(tmp_path: Path) -> None:
+    """``rules list --config`` gives each rule's state, effective level, reasons and the
+    exceptions that apply to it."""
+    rules_dir, excs = _files(tmp_path)
+    config = tmp_path / "detector.yaml"
+    config.write_text(
+        f"rules:\n  paths: [{rules_dir}]\n  exceptions: [{excs}]\n"
+        "  level_overrides: {secret_read: low}\n  min_level: medium\n"
+    )
+    done = CliRunner().invoke(app, ["rules", "list", "--config", str(config), "-f", "json"])
+    assert done.exit_code == 0, done.output
+    [row] = orjson.loads(done.stdout)
+    assert row["state"] == "disabled"
+    assert row["level"] == "low"
+    assert row["why"] == (
+        "level medium overridden to low (rules.level_overrides); "
+        "level low is below rules.min_level medium"
+    )
+    assert row["exceptions"] == ["backup-reader", "old-migration"]
+    table = CliRunner().invoke(app, ["rules", "list", "--config", str(config)])
+    assert table.exit_code == 0 and "1 rule(s)" in table.stdout
+
+
+def test_rules_validate_reports_exceptions(tmp_path: Path) -> None:
+    """``rules validate --exceptions`` lists expired exceptions and unknown rule names as
+    warnings (exit 0), and malformed entries as errors (exit 1)."""
+    rules_dir, excs = _files(tmp_path)
+    done = CliRunner().invoke(
+        app, ["rules", "validate", str(rules_dir), "--exceptions", str(excs), "-f", "json"]
+    )
+    assert done.exit_code == 0, done.output
+    messages = [p["message"] for p in orjson.loads(done.stdout)["problems"]]
+    assert any("'old-migration' expired on 2020-01-01" in m for m in messages)
+    assert any("'renamed_rule', which is not loaded" in m for m in messages)
+    excs.write_text("exceptions:\n  - {id: x, reason: r, detection: {s: {a: b}, condition: s}}\n")
+    done = CliRunner().invoke(app, ["rules", "validate", str(rules_dir), "-e", str(excs)])
+    assert done.exit_code == 1
+    assert "'author' is required" in done.stdout

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from detector.app.authoring.rulefiles import rule_path, rule_type
 from detector.detect import RuleSet
 from detector.detect.correlation import rule_key
+from detector.detect.policy import RuleState
 
 
 @dataclass(frozen=True, slots=True)
 class RuleRow:
-    """One row of ``detector rules list``."""
+    """One row of ``detector rules list``.
+
+    ``state`` is ``enabled``, ``building block`` or ``disabled`` under the rule policy,
+    ``why`` the reasons, ``level`` the level alerts carry (after overrides) and
+    ``exceptions`` the ids of the exceptions that apply to its matches.
+    """
 
     id: str
     title: str
@@ -21,16 +28,21 @@ class RuleRow:
     tags: tuple[str, ...]
     type: str
     path: str | None
+    state: str = "enabled"
+    why: str = ""
+    exceptions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
 
 
-def rule_rows(ruleset: RuleSet) -> list[RuleRow]:
+def rule_rows(ruleset: RuleSet, states: Sequence[RuleState] = ()) -> list[RuleRow]:
     """Rows for every loaded rule: detections (``sigma`` or ``first-seen``), then correlations.
 
-    A correlation's log source is the list of rules it references.
+    A correlation's log source is the list of rules it references. ``states`` (from
+    :func:`detector.detect.policy.apply_policy` over ``ruleset``) fills the effective
+    state, level, reasons and exceptions of each row.
     """
     rows = [
         RuleRow(
@@ -58,4 +70,10 @@ def rule_rows(ruleset: RuleSet) -> list[RuleRow]:
                 path=rule_path(corr),
             )
         )
-    return rows
+    by_id = {s.id: s for s in states}
+    return [
+        replace(row, state=s.state, why=s.why, level=s.level, exceptions=s.exceptions)
+        if (s := by_id.get(row.id)) is not None
+        else row
+        for row in rows
+    ]

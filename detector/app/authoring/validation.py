@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from detector.app.authoring.rulefiles import error_message
+from detector.app.policy import exception_findings
 from detector.detect import RuleSet, load_rules
 from detector.detect.correlation import CorrelationEngine, FirstSeenEngine
 from detector.errors import RuleError, RuleLoadError
@@ -101,12 +102,20 @@ def engine_errors(ruleset: RuleSet) -> list[RuleError]:
     return errors
 
 
-def validate(paths: Sequence[Path | str]) -> Validation:
-    """Load ``paths`` as the engine would and collect every error and warning, sorted."""
+def validate(paths: Sequence[Path | str], exceptions: Sequence[Path] = ()) -> Validation:
+    """Load ``paths`` as the engine would and collect every error and warning, sorted.
+
+    ``exceptions`` files are checked against the rules too: malformed entries are errors,
+    expired ones and references to rules not loaded are warnings.
+    """
     ruleset = load_rules(paths)
     errors = [*ruleset.errors, *engine_errors(ruleset)]
     problems = [_problem("error", e) for e in errors]
     problems += [_problem("warning", w) for w in ruleset.warnings]
+    if exceptions:
+        bad, stale = exception_findings(exceptions, ruleset)
+        problems += [_problem("error", e) for e in bad]
+        problems += [_problem("warning", w) for w in stale]
     problems.sort(key=lambda p: (p.severity != "error", p.path or "", p.line or 0, p.message))
     return Validation(
         detections=len(ruleset.rules),
