@@ -1278,6 +1278,7 @@ def attacks(sc: Scenario, bg: Background) -> None:
                 "CI Access Key Used Outside CI Networks",
                 "CI Access Key Created Then Used Outside CI",
                 "Image Pull From A Network Never Seen For This Principal",
+                "IAM Access Key Created For Another User",
             ),
         ),
         ["ci-release"],
@@ -2048,6 +2049,507 @@ def attacks(sc: Scenario, bg: Background) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# Wider AWS coverage: background and stories added after the others, so the records above
+# stay byte-identical (they draw from the random generator first).
+# ----------------------------------------------------------------------------------------
+
+ASSISTANT_ROLE = "support-assistant-task"
+MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+
+
+def cloud_background(sc: Scenario, aws: Aws) -> None:
+    """A support assistant calling Bedrock through the day and platform admins opening Session
+    Manager shells, on both days (the first day is what the first-seen rules learn)."""
+    assistant = aws.role(ASSISTANT_ROLE, "support-assistant")
+    admins = [aws.sso(email, admin=True) for email in ("alice@acme.example", "ben@acme.example")]
+    for day in (DAY1, DAY2):
+        for hour in range(6, 22):
+            t = day + timedelta(hours=hour, minutes=sc.rng.randint(0, 59))
+            name = sc.rng.choice(("InvokeModel", "Converse"))
+            aws.event(
+                t,
+                "bedrock.amazonaws.com",
+                name,
+                assistant,
+                "10.40.3.17",
+                UA_KUBELET,
+                {"modelId": MODEL},
+                None,
+                read_only=True,
+            )
+        for admin in admins:
+            t = day + timedelta(hours=sc.rng.randint(9, 16), minutes=sc.rng.randint(0, 59))
+            target = sc.rng.choice(NODES)
+            session = f"{admin['principalId'].partition(':')[2]}-{sc.hexid(17)}"
+            aws.event(
+                t,
+                "ssm.amazonaws.com",
+                "StartSession",
+                admin,
+                "198.51.100.23",
+                UA_CONSOLE,
+                {"target": target},
+                {
+                    "sessionId": session,
+                    "tokenValue": "Value hidden due to security reasons.",
+                    "streamUrl": f"wss://ssmmessages.{REGION}.amazonaws.com/v1/data-channel/{session}",
+                },
+            )
+
+
+def cloud_attacks(sc: Scenario, aws: Aws) -> None:
+    """Three stories over the AWS control plane: IAM and Lambda backdoors, instance access and
+    credential harvesting, exfiltration and defense impairment."""
+    sec = timedelta(seconds=1)
+    vps = f"{ATTACKER}130"
+    admin = aws.sso("nina@acme.example", admin=True)
+
+    # 14. IAM and Lambda backdoors from a phished platform administrator's session.
+    start = t2("15:05")
+    sc.begin(
+        Story(
+            "aws_iam_backdoors",
+            "A phished platform administrator's SSO session plants backdoors: a console "
+            "password and an access key for the backup-sync user, a role trust policy open to "
+            "every account, a Roles Anywhere trust anchor for the attacker's CA, a public Lambda "
+            "invoke permission, new function code and a layer; the new key then asks for a "
+            "federation token.",
+            (
+                "IAM Console Password Set For Another User",
+                "IAM Access Key Created For Another User",
+                "IAM Role Trust Policy Opened To Every AWS Account",
+                "IAM Roles Anywhere Trust Anchor Created Or Changed",
+                "Lambda Function Or Layer Policy Opened To Everyone",
+                "Lambda Function Code Or Layers Changed By A Person",
+                "STS Federation Token Requested By An IAM User",
+            ),
+        ),
+        [],
+        start,
+        start,
+    )
+    iam = "iam.amazonaws.com"
+    t = start
+    aws.event(
+        t,
+        iam,
+        "CreateLoginProfile",
+        admin,
+        vps,
+        UA_CONSOLE,
+        {"userName": "backup-sync", "passwordResetRequired": False},
+        {
+            "loginProfile": {
+                "userName": "backup-sync",
+                "createDate": "Nov 24, 2026 3:05:00 PM",
+                "passwordResetRequired": False,
+            }
+        },
+    )
+    t += 40 * sec
+    key_id = "AKIA" + sc.hexid(16).upper()
+    aws.event(
+        t,
+        iam,
+        "CreateAccessKey",
+        admin,
+        vps,
+        UA_CLI,
+        {"userName": "backup-sync"},
+        {
+            "accessKey": {
+                "accessKeyId": key_id,
+                "status": "Active",
+                "userName": "backup-sync",
+                "createDate": "Nov 24, 2026 3:05:40 PM",
+            }
+        },
+    )
+    t += 2 * timedelta(minutes=1)
+    trust = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},'
+        '"Action":"sts:AssumeRole"}]}'
+    )
+    aws.event(
+        t,
+        iam,
+        "UpdateAssumeRolePolicy",
+        admin,
+        vps,
+        UA_CLI,
+        {"roleName": "ops-readonly", "policyDocument": trust},
+        None,
+    )
+    t += 3 * timedelta(minutes=1)
+    aws.event(
+        t,
+        "rolesanywhere.amazonaws.com",
+        "CreateTrustAnchor",
+        admin,
+        vps,
+        UA_CLI,
+        {
+            "name": "ops-laptops",
+            "enabled": True,
+            "source": {
+                "sourceType": "CERTIFICATE_BUNDLE",
+                "sourceData": {"x509CertificateData": "-----BEGIN CERTIFICATE-----\nMIIB..."},
+            },
+        },
+        {"trustAnchor": {"trustAnchorId": sc.uuid(), "name": "ops-laptops", "enabled": True}},
+    )
+    t += 4 * timedelta(minutes=1)
+    lam = "lambda.amazonaws.com"
+    aws.event(
+        t,
+        lam,
+        "AddPermission20150331v2",
+        admin,
+        vps,
+        UA_CLI,
+        {
+            "functionName": "orders-export",
+            "statementId": "support",
+            "action": "lambda:InvokeFunction",
+            "principal": "*",
+        },
+        None,
+    )
+    t += 50 * sec
+    aws.event(
+        t,
+        lam,
+        "UpdateFunctionCode20150331v2",
+        admin,
+        vps,
+        UA_CLI,
+        {"functionName": "orders-export", "publish": True},
+        {"functionName": "orders-export", "runtime": "python3.12", "codeSha256": sc.hexid(44)},
+    )
+    t += 30 * sec
+    aws.event(
+        t,
+        lam,
+        "UpdateFunctionConfiguration20150331v2",
+        admin,
+        vps,
+        UA_CLI,
+        {
+            "functionName": "payments-webhook",
+            "layers": [f"arn:aws:lambda:{REGION}:{EXTERNAL_ACCOUNT}:layer:otel-wrapper:3"],
+        },
+        None,
+    )
+    t += 6 * timedelta(minutes=1)
+    backup = aws.user("backup-sync")
+    backup["accessKeyId"] = key_id
+    aws.event(
+        t,
+        "sts.amazonaws.com",
+        "GetFederationToken",
+        backup,
+        f"{ATTACKER}131",
+        UA_CLI,
+        {
+            "name": "backup",
+            "durationSeconds": 129600,
+            "policyArns": [{"arn": "arn:aws:iam::aws:policy/AdministratorAccess"}],
+        },
+        {
+            "federatedUser": {
+                "federatedUserId": f"{ACCOUNT}:backup",
+                "arn": f"arn:aws:sts::{ACCOUNT}:federated-user/backup",
+            }
+        },
+        read_only=True,
+    )
+    sc.end()
+
+    # 15. A leaked long-term key of a legacy deployment user walks the EC2 fleet.
+    start = t2("16:20")
+    sc.begin(
+        Story(
+            "aws_instance_access",
+            "The access key of the legacy-deployer user leaks; from a VPS it reads the user data "
+            "of six nodes, rewrites one node's user data, pushes SSH keys with Instance Connect "
+            "(SSH and serial console), opens a Session Manager shell, decrypts twelve "
+            "SecureString parameters, reads the production secrets in one batch and fetches a "
+            "Windows administrator password.",
+            (
+                "EC2 User Data Read For Many Instances",
+                "EC2 Instance User Data Modified",
+                "SSH Key Pushed With EC2 Instance Connect",
+                "SSM Session Started By A Principal Never Seen Starting Sessions",
+                "SSM SecureString Parameters Swept With Decryption",
+                "Secrets Manager Secrets Retrieved In A Batch",
+                "EC2 Windows Administrator Password Retrieved",
+            ),
+        ),
+        [],
+        start,
+        start,
+    )
+    ip = f"{ATTACKER}140"
+    who = aws.user("legacy-deployer")
+    ec2 = "ec2.amazonaws.com"
+    t = start
+    for node in NODES[:6]:
+        t += timedelta(seconds=sc.rng.randint(8, 20))
+        aws.event(
+            t,
+            ec2,
+            "DescribeInstanceAttribute",
+            who,
+            ip,
+            UA_CLI,
+            {"instanceId": node, "attribute": "userData"},
+            None,
+            read_only=True,
+        )
+    t += 3 * timedelta(minutes=1)
+    aws.event(
+        t,
+        ec2,
+        "ModifyInstanceAttribute",
+        who,
+        ip,
+        UA_CLI,
+        {"instanceId": NODES[2], "userData": "<sensitiveDataRemoved>"},
+        {"_return": True},
+    )
+    t += 2 * timedelta(minutes=1)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI" + sc.hexid(40)
+    aws.event(
+        t,
+        "ec2-instance-connect.amazonaws.com",
+        "SendSSHPublicKey",
+        who,
+        ip,
+        UA_CLI,
+        {"instanceId": NODES[3], "osUser": "ec2-user", "sSHKey": {"publicKey": key}},
+        {"requestId": sc.uuid(), "success": True},
+    )
+    t += 40 * sec
+    aws.event(
+        t,
+        "ec2-instance-connect.amazonaws.com",
+        "SendSerialConsoleSSHPublicKey",
+        who,
+        ip,
+        UA_CLI,
+        {"instanceId": NODES[3], "serialPort": 0, "sSHPublicKey": key},
+        {"requestId": sc.uuid(), "success": True},
+    )
+    t += 2 * timedelta(minutes=1)
+    session = f"legacy-deployer-{sc.hexid(17)}"
+    aws.event(
+        t,
+        "ssm.amazonaws.com",
+        "StartSession",
+        who,
+        ip,
+        UA_CLI,
+        {"target": NODES[4]},
+        {
+            "sessionId": session,
+            "tokenValue": "Value hidden due to security reasons.",
+            "streamUrl": f"wss://ssmmessages.{REGION}.amazonaws.com/v1/data-channel/{session}",
+        },
+    )
+    t += 3 * timedelta(minutes=1)
+    for i in range(12):
+        t += timedelta(seconds=sc.rng.randint(4, 12))
+        svc = SERVICES[i % len(SERVICES)]
+        kind = ("db-password", "api-token")[i // len(SERVICES)]
+        aws.event(
+            t,
+            "ssm.amazonaws.com",
+            "GetParameter",
+            who,
+            ip,
+            UA_CLI,
+            {"name": f"/prod/{svc}/{kind}", "withDecryption": True},
+            None,
+            read_only=True,
+        )
+    t += 2 * timedelta(minutes=1)
+    aws.event(
+        t,
+        "secretsmanager.amazonaws.com",
+        "BatchGetSecretValue",
+        who,
+        ip,
+        UA_CLI,
+        {"filters": [{"key": "name", "values": ["prod"]}], "maxResults": 20},
+        None,
+        read_only=True,
+    )
+    t += 90 * sec
+    aws.event(
+        t,
+        ec2,
+        "GetPasswordData",
+        who,
+        ip,
+        UA_CLI,
+        {"instanceId": "i-0c7d1e2f3a4b5c6d7"},
+        None,
+        read_only=True,
+    )
+    sc.end()
+
+    # 16. Exfiltration and defense impairment with the same phished administrator session.
+    start = t2("17:30")
+    sc.begin(
+        Story(
+            "aws_exfiltration_and_evasion",
+            "The phished administrator session stops the CloudTrail trail, deletes VPC flow logs "
+            "and DNS query logging, opens SSH to the internet, makes an EBS and an RDS snapshot "
+            "public, launches GPU instances, tries a Bedrock model and finally takes the account "
+            "out of the organization.",
+            (
+                "CloudTrail Trail Stopped, Deleted Or Weakened",
+                "VPC Flow Logs Deleted",
+                "Route 53 DNS Query Logging Deleted Or Disassociated",
+                "Security Group Opened To The Internet",
+                "Snapshot Or Machine Image Shared Publicly",
+                "GPU Or Very Large EC2 Instances Launched",
+                "Bedrock Model Invoked By A Principal Never Seen Invoking Models",
+                "Account Left The AWS Organization",
+            ),
+        ),
+        [],
+        start,
+        start,
+    )
+    ip = f"{ATTACKER}150"
+    t = start
+    aws.event(
+        t,
+        "cloudtrail.amazonaws.com",
+        "StopLogging",
+        admin,
+        ip,
+        UA_CLI,
+        {"name": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/org-audit"},
+        None,
+    )
+    t += 70 * sec
+    aws.event(
+        t,
+        ec2,
+        "DeleteFlowLogs",
+        admin,
+        ip,
+        UA_CLI,
+        {"DeleteFlowLogsRequest": {"FlowLogId": {"tag": 1, "content": "fl-0b7e2c4d6f8a1b3c5"}}},
+        {
+            "DeleteFlowLogsResponse": {
+                "xmlns": "http://ec2.amazonaws.com/doc/2016-11-15/",
+                "requestId": sc.uuid(),
+                "unsuccessful": "",
+            }
+        },
+    )
+    t += 45 * sec
+    aws.event(
+        t,
+        "route53resolver.amazonaws.com",
+        "DisassociateResolverQueryLogConfig",
+        admin,
+        ip,
+        UA_CLI,
+        {"resolverQueryLogConfigId": "rqlc-8ca61fe7c1e5b3a2", "resourceId": "vpc-0e4d2c1b"},
+        None,
+    )
+    t += 3 * timedelta(minutes=1)
+    perm = {
+        "ipProtocol": "tcp",
+        "fromPort": 22,
+        "toPort": 22,
+        "groups": {},
+        "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
+        "ipv6Ranges": {},
+        "prefixListIds": {},
+    }
+    aws.event(
+        t,
+        ec2,
+        "AuthorizeSecurityGroupIngress",
+        admin,
+        ip,
+        UA_CLI,
+        {"groupId": "sg-0f3e2d1c0b9a8f7e6", "ipPermissions": {"items": [perm]}},
+        {"_return": True},
+    )
+    t += 5 * timedelta(minutes=1)
+    aws.event(
+        t,
+        ec2,
+        "ModifySnapshotAttribute",
+        admin,
+        ip,
+        UA_CLI,
+        {
+            "snapshotId": "snap-0c1d2e3f4a5b6c7d8",
+            "createVolumePermission": {"add": {"items": [{"group": "all"}]}},
+            "attributeType": "CREATE_VOLUME_PERMISSION",
+        },
+        {"_return": True},
+    )
+    t += 2 * timedelta(minutes=1)
+    aws.event(
+        t,
+        "rds.amazonaws.com",
+        "ModifyDBSnapshotAttribute",
+        admin,
+        ip,
+        UA_CLI,
+        {
+            "dBSnapshotIdentifier": "orders-nightly-2026-11-23",
+            "attributeName": "restore",
+            "valuesToAdd": ["all"],
+        },
+        None,
+    )
+    t += 6 * timedelta(minutes=1)
+    aws.event(
+        t,
+        ec2,
+        "RunInstances",
+        admin,
+        ip,
+        UA_CLI,
+        {
+            "instancesSet": {
+                "items": [{"imageId": "ami-0a1b2c3d4e5f6a7b8", "minCount": 4, "maxCount": 4}]
+            },
+            "instanceType": "p4d.24xlarge",
+            "blockDeviceMapping": {},
+            "monitoring": {"enabled": False},
+            "disableApiTermination": False,
+            "clientToken": sc.uuid(),
+        },
+        None,
+    )
+    t += 4 * timedelta(minutes=1)
+    aws.event(
+        t,
+        "bedrock.amazonaws.com",
+        "InvokeModel",
+        admin,
+        ip,
+        UA_CLI,
+        {"modelId": MODEL},
+        None,
+        read_only=True,
+    )
+    t += 10 * timedelta(minutes=1)
+    aws.event(t, "organizations.amazonaws.com", "LeaveOrganization", admin, ip, UA_CLI, None, None)
+    sc.end()
+
+
+# ----------------------------------------------------------------------------------------
 # Output
 # ----------------------------------------------------------------------------------------
 
@@ -2086,6 +2588,8 @@ def generate(seed: int = SEED) -> Scenario:
     bg.day(DAY2)
     benign_count = len(sc.items)
     attacks(sc, bg)
+    cloud_background(sc, bg.aws)
+    cloud_attacks(sc, bg.aws)
 
     def quiet(item: Item) -> bool:
         names = principal(item.family, item.record)

@@ -96,15 +96,49 @@ def test_every_pack_rule_is_exercised_by_the_scenario() -> None:
     assert sorted(alerting - fired) == []
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_scenario", ROOT / "examples" / "generate_scenario.py"
-    )
+@cache
+def _example(name: str) -> ModuleType:
+    """A script of examples/ imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _generator() -> ModuleType:
+    return _example("generate_scenario")
+
+
+def test_report_attributes_every_alert_to_its_story() -> None:
+    """The per-story report finds every story detected with all its expected rules, no alert on
+    the background, and per-story counts that add up to the alerts raised."""
+    report = _example("scenario_report").build_report(
+        [(a.rule.title, a.event_ids) for a in alerts()], truth()
+    )
+    assert report.ok, _example("scenario_report").format_report(report)
+    assert report.total == len(alerts())
+    assert [s.name for s in report.stories] == list(truth()["stories"])
+
+
+def test_report_command_flags_a_missed_story_and_background(tmp_path: Path, capsys: Any) -> None:
+    """Given replay output that names one story's event and one background event, the report
+    prints the other stories as missed, lists the background alert, and exits 1."""
+    stories = truth()["stories"]
+    first = next(iter(stories))
+    background = next(e.id for e in events() if e.id not in attack_ids())
+    docs = [
+        {"rule": {"name": "Some Rule"}, "event": {"reference": [stories[first]["event_ids"][0]]}},
+        {"rule": {"name": "Noisy Rule"}, "event": {"reference": [background]}},
+    ]
+    path = tmp_path / "alerts.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+    assert _example("scenario_report").main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{first}: 1 alert(s), 1 rule(s), detected" in out
+    assert "MISSED" in out and "Noisy Rule  1" in out
+    assert f"total: 2 alert(s); 1 of {len(stories)} stories detected" in out
 
 
 def test_generator_reproduces_the_committed_files(tmp_path: Path) -> None:
