@@ -16,11 +16,8 @@ import yaml
 
 from detector.decode import AvroDecoder, AvroSchema, DecodeLimits, SchemaStore, decode_json
 from detector.errors import ConfigError, DecodeError, RecordError
-from detector.models import DeadLetter, Event, RawRecord
+from detector.models import WIRE_FORMATS, DeadLetter, Event, RawRecord
 from detector.normalize import Normalizer
-
-#: Accepted wire formats; ``auto`` tells Avro framing (0x00 or 0xC3 0x01) from JSON.
-FORMATS = ("json", "avro", "auto")
 
 
 def load_schemas(directory: Path) -> SchemaStore:
@@ -72,8 +69,8 @@ class Ingestor:
         limits: DecodeLimits | None = None,
         schemas: SchemaStore | None = None,
     ) -> None:
-        if fmt not in FORMATS:
-            raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        if fmt not in WIRE_FORMATS:
+            raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(WIRE_FORMATS)}")
         if fmt != "json" and schemas is None:
             raise ConfigError(f"format {fmt!r} needs an Avro schema directory")
         try:

@@ -12,7 +12,6 @@ backpressure, not loss.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
@@ -37,6 +36,7 @@ from detector.models import Alert, DeadLetter, Origin, RawRecord, Sink
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sinks.matches import KafkaMatchSink
 from detector.sinks.notify.notifier import NotificationSink
+from detector.sinks.retry import backoff_delay
 from detector.sources.kafka import KafkaSource
 
 log = structlog.get_logger(__name__)
@@ -160,7 +160,7 @@ class Delivery:
                 if not paused:
                     self.consumer.pause()
                     paused = True
-                delay = min(self.max_backoff_seconds, 0.2 * 2**attempt) * random.uniform(0.5, 1)
+                delay = backoff_delay(attempt - 1, 0.2, self.max_backoff_seconds)
                 deadline = time.monotonic() + delay
                 # In slices, so a stop request is seen within a second.
                 while not self.stopping() and (left := deadline - time.monotonic()) > 0:

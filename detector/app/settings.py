@@ -20,12 +20,10 @@ from pydantic_settings import (
 
 from detector.detect.policy import Level, Status
 from detector.errors import ConfigError
+from detector.models import SourceName, WireFormat
 from detector.sinks.config import SinksConfig
 from detector.sinks.envlist import EnvList
 from detector.sources.kafka import KafkaSourceConfig
-
-SourceName = Literal["auto", "cloudtrail", "registry", "ci", "vault"]
-WireFormat = Literal["json", "avro"]
 
 
 class TopicConfig(BaseModel):

@@ -9,12 +9,11 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from detector.app.ingest import FORMATS, Ingestor, load_schemas
+from detector.app.ingest import Ingestor, load_schemas
 from detector.decode import DEFAULT_MAX_BYTES, DecodeLimits, read_container
 from detector.decode.avrowire import CONTAINER_MAGIC
 from detector.errors import ConfigError, DecodeError
-from detector.models import DeadLetter, Origin, RawRecord
-from detector.normalize import SOURCES
+from detector.models import SOURCES, WIRE_FORMATS, DeadLetter, Origin, RawRecord
 from detector.sources.files import (
     DEFAULT_MAX_FILE_BYTES,
     FileReadError,
@@ -37,7 +36,7 @@ def normalize(
         str, typer.Option("--source", "-s", help=f"Source family: {', '.join(SOURCES)}.")
     ] = "auto",
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="Wire format: json, avro or auto.")
+        str, typer.Option("--format", "-f", help=f"Wire format: {', '.join(WIRE_FORMATS)}.")
     ] = "json",
     schemas: Annotated[
         Path, typer.Option("--schemas", help="Avro schema directory (with registry.yaml).")
@@ -59,8 +58,10 @@ def normalize(
     """
     if source not in SOURCES:
         raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="--source")
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
+    if fmt not in WIRE_FORMATS:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(WIRE_FORMATS)}", param_hint="--format"
+        )
     limits = DecodeLimits(max_bytes=max_bytes)
     try:
         store = load_schemas(schemas) if fmt != "json" else None

@@ -18,13 +18,11 @@ from detector.app.replay import ReplayResult, replay
 from detector.app.settings import load_settings
 from detector.detect import RuleSet, load_rules
 from detector.errors import ConfigError
-from detector.models import Alert
+from detector.models import SOURCES, Alert
 
 err = Console(stderr=True)
 # Piped output (CI logs, files) gets a width that fits rule titles instead of rich's 80.
 out = Console() if Console().is_terminal else Console(width=140)
-
-SOURCES = ("auto", "cloudtrail", "registry", "ci", "vault")
 
 
 def replay_command(

@@ -44,7 +44,7 @@ from detector.app.policy import effective_rules
 from detector.app.settings import load_settings
 from detector.detect import Explanation, RuleSet, load_rules
 from detector.errors import ConfigError
-from detector.normalize import SOURCES
+from detector.models import SOURCES
 
 app = typer.Typer(
     help=(

@@ -11,16 +11,28 @@ from detector.models.codec import (
     match_to_dict,
 )
 from detector.models.deadletter import DeadLetter
-from detector.models.events import NO_ORIGIN, Event, LogSource
+from detector.models.events import (
+    FAMILIES,
+    NO_ORIGIN,
+    SOURCES,
+    Event,
+    Family,
+    LogSource,
+    SourceName,
+)
 from detector.models.matches import Match
-from detector.models.ports import Sink, Source, StateStore
-from detector.models.records import Origin, RawRecord
+from detector.models.ports import Sink
+from detector.models.records import WIRE_FORMATS, Origin, RawRecord, WireFormat
 
 __all__ = [
+    "FAMILIES",
     "NO_ORIGIN",
+    "SOURCES",
+    "WIRE_FORMATS",
     "Alert",
     "DeadLetter",
     "Event",
+    "Family",
     "LogSource",
     "Match",
     "Origin",
@@ -28,9 +40,9 @@ __all__ = [
     "RoutedMatch",
     "RuleInfo",
     "Sink",
-    "Source",
-    "StateStore",
+    "SourceName",
     "Watermark",
+    "WireFormat",
     "alert_id",
     "decode_matches_record",
     "encode_routed",

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from detector.models.records import Origin
 
 #: Origin of events built outside a pipeline (tests, direct calls); immutable, so shared.
 NO_ORIGIN = Origin()
 
-#: Source families (DESIGN.md section 2).
-FAMILIES = ("cloudtrail", "registry", "ci", "vault")
+#: A source family (DESIGN.md section 2): the one list of them.
+Family = Literal["cloudtrail", "registry", "ci", "vault"]
+FAMILIES: tuple[Family, ...] = get_args(Family)
+#: What a topic or command may name as its source: a family, or ``auto`` (from each
+#: record's shape).
+SourceName = Literal["auto", Family]
+SOURCES: tuple[SourceName, ...] = get_args(SourceName)
 
 
 @dataclass(frozen=True, slots=True)

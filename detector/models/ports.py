@@ -1,29 +1,16 @@
-"""Ports: the protocols adapters implement and the app layer wires together."""
+"""Ports: the protocols adapters implement and the app layer wires together.
+
+Only the sink is a port: every alert sink implements it and the runner writes through it.
+Sources and state stores have one adapter each (Kafka), whose richer interface (pause,
+resume, assignment; a changelog per partition) the runtime uses directly.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from detector.models.alerts import Alert
-from detector.models.records import RawRecord
-
-
-@runtime_checkable
-class Source(Protocol):
-    """Yields batches of raw records; ``commit`` acknowledges everything yielded so far."""
-
-    def batches(self) -> AsyncIterator[Sequence[RawRecord]]:
-        """Batches of records in arrival order; ends when the source is exhausted or stopped."""
-        ...
-
-    async def commit(self) -> None:
-        """Mark every record of the batches yielded so far as processed."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections; idempotent."""
-        ...
 
 
 @runtime_checkable
@@ -39,17 +26,4 @@ class Sink(Protocol):
 
     async def close(self) -> None:
         """Flush and release connections; idempotent."""
-        ...
-
-
-@runtime_checkable
-class StateStore(Protocol):
-    """Persists engine state snapshots per key (e.g. per Kafka partition)."""
-
-    async def load(self, key: str) -> bytes | None:
-        """The last snapshot stored under ``key``, or ``None``."""
-        ...
-
-    async def save(self, key: str, snapshot: bytes) -> None:
-        """Durably store ``snapshot`` under ``key``."""
         ...

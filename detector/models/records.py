@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+#: How a record's bytes are framed: JSON, Avro (Confluent wire format or single-object
+#: encoding), or ``auto`` (Avro told from JSON by its first bytes, 0x00 or 0xC3 0x01).
+WireFormat = Literal["json", "avro", "auto"]
+WIRE_FORMATS: tuple[WireFormat, ...] = get_args(WireFormat)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ from detector.normalize.ci import normalize_ci, normalize_github, normalize_gitl
 from detector.normalize.cloudtrail import ECR_OPERATIONS, normalize_cloudtrail
 from detector.normalize.normalizer import (
     NORMALIZERS,
-    SOURCES,
     Normalizer,
     detect_family,
     normalize_record,
@@ -25,7 +24,6 @@ __all__ = [
     "COMPILED",
     "ECR_OPERATIONS",
     "NORMALIZERS",
-    "SOURCES",
     "Normalizer",
     "detect_family",
     "normalize_ci",

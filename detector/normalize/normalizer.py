@@ -6,14 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from detector.errors import NormalizeError
-from detector.models import NO_ORIGIN, Event, Origin
+from detector.models import NO_ORIGIN, SOURCES, Event, Origin
 from detector.normalize.ci import is_github, is_gitlab, normalize_ci
 from detector.normalize.cloudtrail import normalize_cloudtrail, unwrap_cloudtrail
 from detector.normalize.registry import is_distribution, is_harbor, normalize_registry
 from detector.normalize.vault import is_vault, normalize_vault
-
-#: Accepted values of ``--source``: a family name or ``auto``.
-SOURCES = ("auto", "cloudtrail", "registry", "ci", "vault")
 
 RecordNormalizer = Callable[[dict[str, Any], Origin], Event]
 

@@ -8,7 +8,6 @@ in :mod:`detector.sinks.documents`.
 from __future__ import annotations
 
 import asyncio
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -140,7 +139,7 @@ class BulkSink(ABC):
                     f"{len(pending)} alert(s) not stored in {self.index} after "
                     f"{attempt + 1} attempts: {sample}"
                 )
-            delay = self._backoff(attempt)
+            delay = self._retry.delay(attempt)
             log.warning(
                 "sink_bulk_retry",
                 index=self.index,
@@ -166,8 +165,3 @@ class BulkSink(ABC):
         if not self._closed:
             self._closed = True
             await self._close_client()
-
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in ``[0, min(max, initial * 2**attempt)]``, so instances desync."""
-        ceiling = min(self._retry.backoff_max, self._retry.backoff_initial * (2**attempt))
-        return random.uniform(0, ceiling)  # jitter, not cryptography

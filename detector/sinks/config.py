@@ -9,19 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from detector.sinks.documents import DEFAULT_INDEX
 from detector.sinks.envlist import EnvList
 from detector.sinks.notify.config import PagerDutySinkConfig, SlackSinkConfig
-
-
-class RetryConfig(BaseModel):
-    """Bounded exponential backoff with full jitter for transient bulk failures."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: Attempts after the first one before :class:`detector.errors.SinkError` is raised.
-    max_retries: int = Field(default=5, ge=0, le=50)
-    #: Upper bound of the first sleep, seconds; doubles per attempt.
-    backoff_initial: float = Field(default=0.5, gt=0)
-    #: Cap of any single sleep, seconds.
-    backoff_max: float = Field(default=30.0, gt=0)
+from detector.sinks.retry import RetryConfig
 
 
 class SearchSinkConfig(BaseModel):

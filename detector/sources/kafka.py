@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel, Field
 
 from detector.errors import SourceError
-from detector.models import Origin, RawRecord
+from detector.models import FAMILIES, Origin, RawRecord
 
 log = structlog.get_logger(__name__)
 
@@ -23,7 +23,7 @@ class KafkaSourceConfig(BaseModel):
 
     bootstrap_servers: str = "localhost:9092"
     group_id: str = "detector"
-    topics: list[str] = Field(default_factory=lambda: ["cloudtrail", "registry", "ci", "vault"])
+    topics: list[str] = Field(default_factory=lambda: list[str](FAMILIES))
     auto_offset_reset: str = "earliest"
     max_batch_records: int = Field(default=500, ge=1)
     poll_timeout_ms: int = Field(default=500, ge=1)

@@ -16,11 +16,10 @@ import orjson
 
 from detector.app.authoring.cases import detect_all, normalize_all
 from detector.detect import load_rules
-from detector.models import Alert, Event
+from detector.models import FAMILIES, Alert, Event
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "examples" / "scenario"
-FAMILIES = ("cloudtrail", "registry", "ci", "vault")
 
 
 @cache

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from detector.sinks.envlist import EnvList
+from detector.sinks.retry import RetryConfig
 
 Level = Literal["informational", "low", "medium", "high", "critical"]
 
@@ -70,17 +71,11 @@ def check_endpoint(
         )
 
 
-class NotifyRetryConfig(BaseModel):
-    """Bounded exponential backoff with full jitter for 429, 5xx and connection errors."""
+class NotifyRetryConfig(RetryConfig):
+    """The retry policy for 429, 5xx and connection errors, and how long a ``Retry-After``
+    may be honoured in place."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: Attempts after the first one before :class:`detector.errors.SinkError` is raised.
     max_retries: int = Field(default=4, ge=0, le=20)
-    #: Upper bound of the first sleep, seconds; doubles per attempt.
-    backoff_initial: float = Field(default=0.5, gt=0)
-    #: Cap of any single backoff sleep, seconds.
-    backoff_max: float = Field(default=30.0, gt=0)
     #: Longest ``Retry-After`` honoured in place; a longer one ends the attempt at once
     #: with ``SinkError`` (the runner pauses and retries the batch later).
     max_retry_after: float = Field(default=60.0, ge=0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -16,6 +15,7 @@ import structlog
 from detector.errors import SinkError
 from detector.sinks.notify.config import NotifyRetryConfig
 from detector.sinks.notify.text import clean, redact, truncate
+from detector.sinks.retry import backoff_delay
 
 log = structlog.get_logger(__name__)
 
@@ -117,10 +117,9 @@ class WebhookClient:
         """Full jitter below the doubling ceiling; with ``Retry-After``, that long plus a
         little jitter so that several instances do not come back in the same instant.
         """
-        ceiling = min(self._retry.backoff_max, self._retry.backoff_initial * (2**attempt))
         if retry_after is not None:
-            return retry_after + random.uniform(0, min(ceiling, 1.0))  # jitter, not crypto
-        return random.uniform(0, ceiling)
+            return retry_after + backoff_delay(attempt, self._retry.backoff_initial, 1.0)
+        return self._retry.delay(attempt)
 
     def _scrub(self, text: str) -> str:
         """Endpoint output or an exception text, short, without the URL or any credential."""
