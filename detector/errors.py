@@ -27,9 +27,11 @@ class RecordError(DetectorError):
 
     stage = "record"
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", count: int = 1) -> None:
         self.reason = reason
         self.detail = detail
+        #: Bad elements this error stands for (records of one envelope, say).
+        self.count = count
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 

@@ -106,7 +106,9 @@ class Ingestor:
 
 
 def _dead(error: RecordError, record: RawRecord) -> DeadLetter:
-    return DeadLetter(error.stage, error.reason, error.detail, record.origin, record.value)
+    return DeadLetter(
+        error.stage, error.reason, error.detail, record.origin, record.value, error.count
+    )
 
 
 def ingest(

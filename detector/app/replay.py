@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,7 +17,7 @@ from detector.app.ingest import Ingestor
 from detector.app.pipeline import Pipeline
 from detector.detect import RuleSet
 from detector.models import Alert, DeadLetter, Event, RawRecord
-from detector.sources.files import iter_records
+from detector.sources.files import FileLimits, expand, read_records
 
 T = TypeVar("T")
 
@@ -48,26 +48,28 @@ def replay(
 ) -> ReplayResult:
     """Replay ``paths`` through ``ruleset``.
 
-    ``on_progress(phase, done, total)`` reports the ``"normalizing"`` phase in records and
+    ``on_progress(phase, done, total)`` reports the ``"normalizing"`` phase in files and
     the ``"detecting"`` phase in events (for a progress bar).
     """
     report = on_progress or (lambda phase, done, total: None)
     pipeline = Pipeline(ruleset, default=ingestor)
-    records: list[RawRecord] = []
+    limits = FileLimits(max_record_bytes=pipeline.default.limits.max_bytes)
     dead: list[DeadLetter] = []
-    for item in iter_records(paths):
-        if isinstance(item, DeadLetter):
-            dead.append(item)
-        else:
-            records.append(item)
     events: list[Event] = []
-    for start, batch in _chunks(records):
-        got, lost = pipeline.ingest(batch)
-        events.extend(got)
-        dead.extend(lost)
-        report("normalizing", start + len(batch), len(records))
+    records = 0
+    names = list(expand(paths))
+    # File after file, a batch at a time: the raw bytes held are one batch of one file,
+    # whatever the number and size of the files (the events are kept for the sort).
+    for done, name in enumerate(names, start=1):
+        for batch in _batches(read_records(name, limits)):
+            raw = [item for item in batch if isinstance(item, RawRecord)]
+            records += len(raw)
+            got, lost = pipeline.ingest(raw)
+            events.extend(got)
+            dead.extend(_without_value(d) for d in (*lost, *_letters(batch)))
+        report("normalizing", done, len(names))
     events.sort(key=lambda e: e.timestamp)
-    result = ReplayResult(dead_letters=dead, records=len(records), events=len(events))
+    result = ReplayResult(dead_letters=dead, records=records, events=len(events))
     seen: set[str] = set()
     for start, chunk in _chunks(events):
         for alert in pipeline.detect(chunk):
@@ -84,6 +86,36 @@ def replay(
         result.too_late_events += stats.too_late_events
         result.evictions += stats.evictions
     return result
+
+
+#: Raw bytes ingested at a time (one record more at most): the bound on input held.
+BATCH_BYTES = 8 << 20
+
+
+def _batches(
+    items: Iterable[RawRecord | DeadLetter], max_bytes: int = BATCH_BYTES
+) -> Iterator[list[RawRecord | DeadLetter]]:
+    """``items`` in lists holding at most about ``max_bytes`` of record bytes."""
+    batch: list[RawRecord | DeadLetter] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += len(item.value)
+        if size >= max_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _letters(batch: Iterable[RawRecord | DeadLetter]) -> list[DeadLetter]:
+    return [item for item in batch if isinstance(item, DeadLetter)]
+
+
+def _without_value(letter: DeadLetter) -> DeadLetter:
+    """The letter without the record's bytes: replay reports reasons and counts, and
+    keeping every bad record's bytes would hold the input in memory."""
+    return replace(letter, value=b"") if letter.value else letter
 
 
 def _chunks(items: Sequence[T]) -> Iterator[tuple[int, Sequence[T]]]:

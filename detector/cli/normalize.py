@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
@@ -16,10 +17,12 @@ from detector.errors import ConfigError, DecodeError
 from detector.models import SOURCES, WIRE_FORMATS, DeadLetter, Origin, RawRecord
 from detector.sources.files import (
     DEFAULT_MAX_FILE_BYTES,
+    FileLimits,
     FileReadError,
+    LogStream,
     expand,
-    read_file,
-    split_records,
+    frame_records,
+    read_records,
 )
 
 
@@ -72,46 +75,63 @@ def normalize(
     for name in paths:
         if name != "-" and not Path(name).exists():
             raise typer.BadParameter(f"{name}: no such file or directory", param_hint="PATH")
-    out = sys.stdout
+    files = FileLimits(max_file_bytes, max_bytes, limits.max_depth)
     for name in expand(paths):
+        if fmt == "json":
+            _emit(ingestor, read_records(name, files))
+            continue
         try:
-            data = read_file(name, max_file_bytes)
+            stream = LogStream(name, max_file_bytes)
         except FileReadError as exc:
             _report(DeadLetter("read", exc.reason, exc.detail, Origin(path=name)))
             continue
-        if fmt != "json" and data[:4] == CONTAINER_MAGIC:
-            _container(ingestor, data, name, limits)
-            continue
-        records = (
-            [RawRecord(data, Origin(path=name))]
-            if fmt == "avro"
-            else split_records(data, name, limits.max_depth)
-        )
-        for record in records:
-            events, dead = ingestor.ingest(record)
-            for event in events:
-                out.write(orjson.dumps(event.ecs).decode())
-                out.write("\n")
-            for letter in dead:
-                _report(letter)
-    out.flush()
+        with stream:
+            _avro_or_json(ingestor, stream, name, files)
+    sys.stdout.flush()
 
 
-def _container(ingestor: Ingestor, data: bytes, name: str, limits: DecodeLimits) -> None:
-    """Normalize every record of an Avro object container file."""
-    whole = RawRecord(b"", Origin(path=name))
-    docs: list[dict[str, Any]] = []
+def _avro_or_json(ingestor: Ingestor, stream: LogStream, name: str, files: FileLimits) -> None:
+    """An Avro container, one framed Avro message (``--format avro``), or JSON (``auto``)."""
+    origin = Origin(path=name)
     try:
-        docs.extend(read_container(data, limits))
-    except DecodeError as exc:
-        _report(DeadLetter(exc.stage, exc.reason, exc.detail, whole.origin))
-    for number, doc in enumerate(docs, start=1):
-        record = RawRecord(b"", Origin(path=name, line=number))
-        events, dead = ingestor.ingest_document(doc, record)
+        if stream.peek(4) == CONTAINER_MAGIC:
+            _container(ingestor, stream, name)
+        elif ingestor.fmt == "avro":
+            value = stream.read(files.max_record_bytes + 1)
+            _emit(ingestor, [RawRecord(value, origin)])
+        else:
+            _emit(ingestor, frame_records(stream, name, files))
+    except FileReadError as exc:
+        _report(DeadLetter("read", exc.reason, exc.detail, origin))
+
+
+def _emit(ingestor: Ingestor, items: Iterable[RawRecord | DeadLetter]) -> None:
+    """Normalize each record: events to stdout, dead letters to stderr."""
+    for item in items:
+        if isinstance(item, DeadLetter):
+            _report(item)
+            continue
+        events, dead = ingestor.ingest(item)
         for event in events:
             sys.stdout.write(orjson.dumps(event.ecs).decode() + "\n")
         for letter in dead:
             _report(letter)
+
+
+def _container(ingestor: Ingestor, stream: LogStream, name: str) -> None:
+    """Normalize the records of an Avro object container file as they are read."""
+    number = 0
+    try:
+        for number, doc in enumerate(read_container(stream, ingestor.limits), start=1):
+            record = RawRecord(b"", Origin(path=name, line=number))
+            events, dead = ingestor.ingest_document(doc, record)
+            for event in events:
+                sys.stdout.write(orjson.dumps(event.ecs).decode() + "\n")
+            for letter in dead:
+                _report(letter)
+    except DecodeError as exc:
+        where = f" after record {number}" if number else ""
+        _report(DeadLetter(exc.stage, exc.reason, exc.detail + where, Origin(path=name)))
 
 
 def _report(letter: DeadLetter) -> None:

@@ -14,13 +14,19 @@ from detector.decode.avrowire import (
 )
 from detector.decode.depth import exceeds_depth
 from detector.decode.jsonwire import decode_json
-from detector.decode.limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, DecodeLimits
+from detector.decode.limits import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    ContainerLimits,
+    DecodeLimits,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
     "AvroDecoder",
     "AvroSchema",
+    "ContainerLimits",
     "DecodeLimits",
     "SchemaStore",
     "decode_json",

@@ -14,16 +14,17 @@ limits.
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 import orjson
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 from detector.decode.jsonwire import decode_json
-from detector.decode.limits import DecodeLimits
+from detector.decode.limits import ContainerLimits, DecodeLimits
 from detector.errors import DecodeError
 
 #: First byte of the Confluent wire format, followed by a 4-byte big-endian schema id.
@@ -42,6 +43,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "float": (float, int),
 }
 _DEFAULT_LIMITS = DecodeLimits()
+_DEFAULT_CONTAINER = ContainerLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,45 +220,158 @@ class AvroDecoder:
         """Decode an unframed Avro body written with ``writer`` into the native record."""
         reader = self.store.latest(writer.family)
         buf = io.BytesIO(body)
-        try:
-            record = fastavro.schemaless_reader(buf, writer.parsed, reader.parsed)
-        except EOFError:
-            raise DecodeError("truncated_avro", f"body ends early ({len(body)} bytes)") from None
-        except UnicodeDecodeError as exc:
-            raise DecodeError("invalid_utf8", str(exc)) from None
-        except Exception as exc:
-            # fastavro signals corrupt input with assorted built-in exceptions
-            # (ValueError, IndexError, struct.error, ...); all mean the same here.
-            if "unpack requires" in str(exc) or "buffer" in str(exc):
-                raise DecodeError("truncated_avro", str(exc)) from None
-            raise DecodeError("invalid_avro", f"{type(exc).__name__}: {exc}") from None
+        record = _read_record(buf, writer.parsed, reader.parsed, len(body))
         if buf.tell() != len(body):
             raise DecodeError("trailing_bytes", f"{len(body) - buf.tell()} bytes after the record")
-        if not isinstance(record, dict):
-            raise DecodeError("invalid_avro", "not a record")
         return reader.to_native(record, self.limits)
 
 
-def read_container(data: bytes, limits: DecodeLimits = _DEFAULT_LIMITS) -> Iterator[dict[str, Any]]:
+def _read_record(buf: io.BytesIO, writer: Any, reader: Any, size: int) -> dict[str, Any]:
+    """One record of ``buf``; fastavro's assorted errors become :class:`DecodeError`."""
+    try:
+        record = fastavro.schemaless_reader(buf, writer, reader)
+    except EOFError:
+        raise DecodeError("truncated_avro", f"body ends early ({size} bytes)") from None
+    except UnicodeDecodeError as exc:
+        raise DecodeError("invalid_utf8", str(exc)) from None
+    except Exception as exc:
+        # fastavro signals corrupt input with assorted built-in exceptions
+        # (ValueError, IndexError, struct.error, ...); all mean the same here.
+        if "unpack requires" in str(exc) or "buffer" in str(exc):
+            raise DecodeError("truncated_avro", str(exc)) from None
+        raise DecodeError("invalid_avro", f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(record, dict):
+        raise DecodeError("invalid_avro", "not a record")
+    return record
+
+
+class Readable(Protocol):
+    """A byte source: ``read(size)`` returns at most ``size`` bytes, ``b""`` at the end."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def read_container(
+    data: bytes | Readable,
+    limits: DecodeLimits = _DEFAULT_LIMITS,
+    container: ContainerLimits = _DEFAULT_CONTAINER,
+) -> Iterator[dict[str, Any]]:
     """Native records of an Avro object container file written with a family schema.
 
-    The embedded writer schema carries the ``x-native``/``x-rest`` convention.
-    Raise :class:`DecodeError` if the file or a record is unreadable.
+    ``data`` is the file's bytes or a stream of them; blocks are read one at a time and
+    records yielded one by one, so memory follows ``container.max_block_bytes``, not the
+    file. The embedded writer schema carries the ``x-native``/``x-rest`` convention.
+    Codecs: ``null`` and ``deflate``. Raise :class:`DecodeError` if the file or a record
+    is unreadable or a block is over the limits (records before it are yielded first).
     """
+    stream: Readable = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    if stream.read(4) != CONTAINER_MAGIC:
+        raise DecodeError("invalid_avro", "not an Avro object container file")
+    meta = _read_meta(stream)
+    codec = meta.get("avro.codec", b"null")
+    if codec not in (b"null", b"deflate"):
+        raise DecodeError("unsupported_codec", f"Avro codec {codec.decode(errors='replace')!r}")
     try:
-        reader = fastavro.reader(io.BytesIO(data))
-        definition = orjson.loads(reader.metadata["avro.schema"])
+        definition = orjson.loads(meta["avro.schema"])
         schema = AvroSchema.from_definition("container", 1, definition)
-        for record in reader:
-            if not isinstance(record, dict):
-                raise DecodeError("invalid_avro", "container holds non-record values")
+    except Exception as exc:  # missing, not JSON, or not a schema fastavro accepts
+        raise DecodeError("invalid_avro", f"writer schema: {type(exc).__name__}: {exc}") from None
+    sync = _read_exactly(stream, 16)
+    total = 0
+    while True:
+        first = stream.read(1)
+        if not first:
+            return
+        count = _read_long(stream, first)
+        size = _read_long(stream)
+        if not 0 <= size <= container.max_block_bytes:
+            raise DecodeError(
+                "too_large", f"block of {size} bytes > limit {container.max_block_bytes}"
+            )
+        total += count
+        if count < 0 or total > container.max_records:
+            raise DecodeError(
+                "too_large", f"{total} records > limit {container.max_records} per container"
+            )
+        block = _inflate(_read_exactly(stream, size), codec, container.max_block_bytes)
+        if count > len(block):
+            raise DecodeError(
+                "invalid_avro", f"block declares {count} records in {len(block)} bytes"
+            )
+        if _read_exactly(stream, 16) != sync:
+            raise DecodeError("invalid_avro", "block sync marker does not match the header")
+        buf = io.BytesIO(block)
+        for _ in range(count):
+            record = _read_record(buf, schema.parsed, None, len(block))
             yield schema.to_native(record, limits)
-    except DecodeError:
-        raise
-    except EOFError:
-        raise DecodeError("truncated_avro", "container ends early") from None
-    except Exception as exc:
-        raise DecodeError("invalid_avro", f"{type(exc).__name__}: {exc}") from None
+        if buf.tell() != len(block):
+            raise DecodeError("invalid_avro", f"{len(block) - buf.tell()} bytes left in a block")
+
+
+#: Bytes of container metadata read at most (schema and codec).
+_MAX_META_BYTES = 1 << 20
+
+
+def _read_meta(stream: Readable) -> dict[str, bytes]:
+    """The header's ``map<bytes>`` of metadata."""
+    meta: dict[str, bytes] = {}
+    budget = _MAX_META_BYTES
+    while count := _read_long(stream):
+        if count < 0:  # a negative count is followed by the block's byte size
+            count = -count
+            _read_long(stream)
+        for _ in range(count):
+            key = _read_bytes(stream, budget)
+            budget -= len(key)
+            value = _read_bytes(stream, budget)
+            budget -= len(value)
+            meta[key.decode("utf-8", "replace")] = value
+    return meta
+
+
+def _read_bytes(stream: Readable, budget: int) -> bytes:
+    size = _read_long(stream)
+    if not 0 <= size <= budget:
+        raise DecodeError("too_large", f"container metadata over {_MAX_META_BYTES} bytes")
+    return _read_exactly(stream, size)
+
+
+def _read_exactly(stream: Readable, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise DecodeError("truncated_avro", "container ends early")
+    return data
+
+
+def _read_long(stream: Readable, first: bytes = b"") -> int:
+    """An Avro ``long``: zig-zag, base-128 varint of at most 10 bytes."""
+    value = shift = 0
+    byte = first or _read_exactly(stream, 1)
+    while True:
+        b = byte[0]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (value >> 1) ^ -(value & 1)
+        shift += 7
+        if shift > 63:
+            raise DecodeError("invalid_avro", "varint longer than 10 bytes")
+        byte = _read_exactly(stream, 1)
+
+
+def _inflate(data: bytes, codec: bytes, limit: int) -> bytes:
+    """A block's bytes, inflated for ``deflate`` without ever holding more than ``limit``."""
+    if codec == b"null":
+        return data
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise DecodeError("invalid_avro", f"deflate block: {exc}") from None
+    if len(out) > limit:
+        raise DecodeError("too_large", f"block inflates past the limit of {limit} bytes")
+    if not inflater.eof:
+        raise DecodeError("truncated_avro", "deflate block ends early")
+    return out
 
 
 def encode_confluent(native: Mapping[str, Any], schema: AvroSchema, schema_id: int) -> bytes:

@@ -71,7 +71,6 @@ class Normalizer:
             except _UNEXPECTED as exc:
                 return [], [NormalizeError("invalid_record", f"{type(exc).__name__}: {exc}")]
         events: list[Event] = []
-        errors: list[NormalizeError] = []
         try:
             items = self._unwrap(doc, "", 0)
         except NormalizeError as exc:
@@ -79,6 +78,7 @@ class Normalizer:
         if not items:
             # Nothing may vanish silently: an empty envelope is answered too.
             return events, [NormalizeError("empty_envelope", "the document holds no records")]
+        bad = _BadElements()
         for location, record, family in items:
             try:
                 if type(record) is not dict:
@@ -86,16 +86,12 @@ class Normalizer:
                 normalize = fixed or NORMALIZERS[family or detect_family(record)]
                 events.append(normalize(record, origin))
             except NormalizeError as exc:
-                errors.append(_located(exc, location))
+                bad.add(exc, location)
             except _UNEXPECTED as exc:
                 # A shape the normalizers did not foresee: dead-letter it rather than
                 # crash the consumer, which would redeliver the same record forever.
-                errors.append(
-                    _located(
-                        NormalizeError("invalid_record", f"{type(exc).__name__}: {exc}"), location
-                    )
-                )
-        return events, errors
+                bad.add(NormalizeError("invalid_record", f"{type(exc).__name__}: {exc}"), location)
+        return events, bad.errors(len(items))
 
     def _unwrap(self, doc: Any, prefix: str, level: int) -> list[tuple[str, Any, str | None]]:
         """(location, record, family known from the envelope) for each record of ``doc``."""
@@ -121,6 +117,36 @@ class Normalizer:
                 where = f"{prefix}.events" if prefix else "events"
                 return [(f"{where}[{i}]", e, "registry") for i, e in enumerate(events)]
         return [(prefix, doc, None)]
+
+
+class _BadElements:
+    """The bad records of one document, summarised as one error: an envelope of 100,000
+    broken records is one dead letter with a count, not 100,000 copies of the document."""
+
+    __slots__ = ("first", "location", "reasons")
+
+    def __init__(self) -> None:
+        self.first: NormalizeError | None = None
+        self.location = ""
+        self.reasons: dict[str, int] = {}
+
+    def add(self, exc: NormalizeError, location: str) -> None:
+        if self.first is None:
+            self.first = exc
+            self.location = location
+        self.reasons[exc.reason] = self.reasons.get(exc.reason, 0) + 1
+
+    def errors(self, total: int) -> list[NormalizeError]:
+        first = self.first
+        if first is None:
+            return []
+        count = sum(self.reasons.values())
+        if count == 1:
+            return [_located(first, self.location)]
+        reasons = ", ".join(f"{reason} x{n}" for reason, n in self.reasons.items())
+        located = _located(first, self.location)
+        detail = f"{count} of {total} records bad ({reasons}); first: {located.detail}"
+        return [NormalizeError(first.reason, detail, count)]
 
 
 def _located(exc: NormalizeError, location: str) -> NormalizeError:

@@ -19,6 +19,7 @@ def deadletter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
         ("detector.stage", letter.stage.encode()),
         ("detector.reason", letter.reason.encode()),
         ("detector.detail", letter.detail[:1000].encode("utf-8", "replace")),
+        ("detector.bad_elements", str(letter.count).encode()),
     ]
     for key, value in letter.origin.as_dict().items():
         headers.append((f"detector.origin.{key}", str(value).encode()))

@@ -1,10 +1,20 @@
 """File source: JSON lines, whole-document JSON (e.g. CloudTrail S3 delivery), ``.gz``.
 
-Framing only. A file that parses as one JSON document is one record (normalizers unwrap
-``Records[]`` and other envelopes); otherwise, when its first line is JSON, every
-non-blank line is a record; otherwise the whole file is one record (one dead letter).
-Decoding and validation happen later, so a bad line becomes a dead letter instead of
-stopping the file. Unreadable, oversized or corrupt files are dead letters too.
+Framing only, streamed: a file is read in chunks and its records are yielded as they
+are found, so memory follows the configured limits, not the size of the file (a later
+event-time merge of several files can pull from one stream per file).
+
+- gzip input is inflated member after member (``cat a.gz b.gz``, as log shippers
+  write), and the inflated total is capped;
+- a UTF-8 byte-order mark at the start of the file is dropped;
+- the framing is chosen by structure: a file that is one JSON document within the
+  record limit is one record (normalizers unwrap ``Records[]`` and other envelopes); a
+  file whose lines are JSON values on their own is JSON lines, every line a record, so
+  a bad line (even the first) is one dead letter and the rest are read; anything else
+  is one record for one dead letter.
+
+Decoding and validation happen later. Unreadable, oversized or corrupt input becomes a
+dead letter naming the file (and line); what was read before the fault is kept.
 """
 
 from __future__ import annotations
@@ -12,16 +22,25 @@ from __future__ import annotations
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from detector.decode import DecodeLimits, decode_json
+from detector.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, DecodeLimits, decode_json
 from detector.errors import DecodeError
 from detector.models import DeadLetter, Origin, RawRecord
 
-#: A whole file (an S3 delivery of CloudTrail, say) may exceed the per-record limit.
+#: Inflated bytes read from one file at most; past it the rest of the file is refused.
 DEFAULT_MAX_FILE_BYTES = 512 << 20
 #: Names read when a directory is given.
 LOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".log", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+#: Bytes read (and inflated) per step.
+CHUNK_BYTES = 1 << 20
+#: Lines sampled to tell JSON lines from a document spread over lines.
+SAMPLE_LINES = 16
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 
 
 class FileReadError(Exception):
@@ -33,51 +52,296 @@ class FileReadError(Exception):
         super().__init__(f"{reason}: {detail}")
 
 
-def read_file(name: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
-    """The bytes of a path (or of stdin for ``-``), gunzipped when gzip-compressed.
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """Bounds of file reading.
 
-    Inflation is bounded: a small ``.gz`` can expand without limit, so past
-    ``max_file_bytes`` the file is refused with :class:`FileReadError`.
+    ``max_file_bytes`` caps the inflated bytes read from one file; ``max_record_bytes``
+    caps one line, and one whole-file document (it is parsed to choose the framing);
+    ``max_depth`` is the nesting limit of that parse.
     """
-    try:
-        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
-    except OSError as exc:
-        raise FileReadError("unreadable", str(exc)) from None
-    if data[:2] == b"\x1f\x8b":
+
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_record_bytes: int = DEFAULT_MAX_BYTES
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+
+class LogStream:
+    """The inflated bytes of a path (or of stdin for ``-``), read incrementally.
+
+    gzip input (recognised by its magic bytes, whatever the name) is inflated member
+    after member; a leading UTF-8 byte-order mark is dropped. Reading more than
+    ``max_bytes`` raises :class:`FileReadError` (``too_large``); corrupt gzip raises it
+    with ``invalid_gzip`` and an unreadable file with ``unreadable``. Use as a context
+    manager, or call :meth:`close`.
+    """
+
+    def __init__(self, name: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+        self.name = name
+        self.max_bytes = max_bytes
+        self.read_bytes = 0
         try:
-            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            inflated = inflater.decompress(data, max_file_bytes + 1)
-        except zlib.error as exc:
-            raise FileReadError("invalid_gzip", str(exc)) from None
-        if not inflater.eof and not inflater.unconsumed_tail:
-            raise FileReadError("invalid_gzip", "truncated gzip stream")
-        data = inflated
-    if len(data) > max_file_bytes:
-        raise FileReadError("too_large", f"more than {max_file_bytes} bytes")
-    return data
+            self._file: BinaryIO = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise FileReadError("unreadable", str(exc)) from None
+        self._chunks = self._inflated()
+        self._buffer = b""
+        self._started = False
+
+    def __enter__(self) -> LogStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (never stdin)."""
+        if self._file is not sys.stdin.buffer:
+            self._file.close()
+
+    def read(self, size: int = CHUNK_BYTES) -> bytes:
+        """Up to ``size`` inflated bytes; fewer only at the end of the stream."""
+        while len(self._buffer) < size:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def peek(self, size: int) -> bytes:
+        """The next ``size`` bytes (fewer at the end), left to be read."""
+        data = self.read(size)
+        self._buffer = data + self._buffer
+        return data
+
+    def chunks(self) -> Iterator[bytes]:
+        """The remaining inflated bytes, chunk by chunk."""
+        if self._buffer:
+            data, self._buffer = self._buffer, b""
+            yield data
+        yield from self._chunks
+
+    def _raw(self) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = self._file.read(CHUNK_BYTES)
+            except OSError as exc:
+                raise FileReadError("unreadable", str(exc)) from None
+            if not chunk:
+                return
+            yield chunk
+
+    def _inflated(self) -> Iterator[bytes]:
+        raw = self._raw()
+        first = next(raw, b"")
+        while 0 < len(first) < 2:  # a pipe may deliver a single byte first
+            more = next(raw, b"")
+            if not more:
+                break
+            first += more
+        source = _chain(first, raw)
+        chunks = _gunzip(source) if first[:2] == _GZIP_MAGIC else source
+        for inflated in chunks:
+            chunk = inflated if self._started else inflated.removeprefix(_BOM)
+            self._started = True
+            self.read_bytes += len(chunk)
+            if self.read_bytes > self.max_bytes:
+                raise FileReadError(
+                    "too_large",
+                    f"more than {self.max_bytes} bytes (inflated); the rest is not read",
+                )
+            if chunk:
+                yield chunk
 
 
-def split_records(data: bytes, name: str, max_depth: int = 64) -> Iterator[RawRecord]:
-    """One whole-file record, or one record per line for JSON-lines input."""
-    whole = RawRecord(data, Origin(path=name))
-    if not data.strip():
-        yield whole
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _gunzip(source: Iterator[bytes]) -> Iterator[bytes]:
+    """Inflate every gzip member of ``source``, at most a chunk of output per step.
+
+    Zero padding after the last member is accepted, as ``gzip`` does; other trailing
+    bytes, a bad header or a truncated member are ``invalid_gzip``.
+    """
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    fed = False
+    for chunk in source:
+        pending = chunk
+        while pending:
+            if not fed and not pending.strip(b"\0"):
+                break  # padding between or after members
+            fed = True
+            try:
+                out = inflater.decompress(pending, CHUNK_BYTES)
+            except zlib.error as exc:
+                raise FileReadError("invalid_gzip", str(exc)) from None
+            if out:
+                yield out
+            if inflater.eof:
+                pending = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                fed = False
+            else:
+                pending = inflater.unconsumed_tail
+    if fed:
+        raise FileReadError("invalid_gzip", "truncated gzip stream")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int
+    value: bytes
+    #: False when the line was longer than the limit; ``value`` is then its first bytes.
+    whole: bool = True
+
+
+def _lines(chunks: Iterable[bytes], limit: int) -> Iterator[_Line]:
+    """Split on ``\\n``; a line longer than ``limit`` is not held: its first bytes are kept
+    and the rest skipped up to the next newline."""
+    number = 0
+    carry = b""
+    overlong = False
+    for chunk in chunks:
+        parts = chunk.split(b"\n")
+        for part in parts[:-1]:
+            number += 1
+            if overlong:
+                yield _Line(number, carry, whole=False)
+                overlong = False
+            else:
+                line = carry + part
+                yield (
+                    _Line(number, line)
+                    if len(line) <= limit
+                    else _Line(number, line[:limit], whole=False)
+                )
+            carry = b""
+        if not overlong:
+            carry += parts[-1]
+            if len(carry) > limit:
+                carry = carry[:limit]
+                overlong = True
+    if overlong:
+        yield _Line(number + 1, carry, whole=False)
+    elif carry:
+        yield _Line(number + 1, carry)
+
+
+def _is_json_value(line: bytes, limits: FileLimits) -> bool:
+    """True if ``line`` alone is a JSON object or array (a JSON-lines record)."""
+    if line.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        decode_json(line, DecodeLimits(limits.max_record_bytes, limits.max_depth))
+    except DecodeError as exc:
+        return exc.reason == "too_deep"
+    return True
+
+
+def _looks_like_lines(head: list[_Line], limits: FileLimits) -> bool:
+    """JSON lines when at least half of the first non-blank complete lines are JSON values
+    on their own; a pretty-printed document has almost none."""
+    sample = [ln.value for ln in head if ln.whole and ln.value.strip()][:SAMPLE_LINES]
+    hits = sum(_is_json_value(line, limits) for line in sample)
+    return hits > 0 and hits * 2 >= len(sample)
+
+
+def _whole_document(text: bytes, limits: FileLimits) -> bool:
+    """True if ``text`` is a single JSON document (too deep still counts: it is one)."""
+    try:
+        decode_json(text, DecodeLimits(max(len(text), 1), limits.max_depth))
+    except DecodeError as exc:
+        return exc.reason == "too_deep"
+    return True
+
+
+def read_records(name: str, limits: FileLimits | None = None) -> Iterator[RawRecord | DeadLetter]:
+    """Raw records of one file (``-`` is stdin), yielded as they are read.
+
+    Input that cannot be read, inflated or framed within ``limits`` gives a dead letter
+    naming the file (and line); records read before a fault are yielded first.
+    """
+    limits = limits or FileLimits()
+    try:
+        stream = LogStream(name, limits.max_file_bytes)
+    except FileReadError as exc:
+        yield DeadLetter("read", exc.reason, exc.detail, Origin(path=name))
         return
+    with stream:
+        yield from frame_records(stream, name, limits)
+
+
+def frame_records(
+    stream: LogStream, name: str, limits: FileLimits | None = None
+) -> Iterator[RawRecord | DeadLetter]:
+    """The records of an open stream named ``name``, framed as :func:`read_records` says."""
     try:
-        decode_json(data, DecodeLimits(max_bytes=len(data), max_depth=max_depth))
-    except DecodeError:
-        lines = data.splitlines()
-        first = next((line for line in lines if line.strip()), b"")
-        try:
-            decode_json(first, DecodeLimits(max_bytes=max(len(first), 1), max_depth=max_depth))
-        except DecodeError:
-            yield whole  # not JSON lines either: one dead letter for the file
+        yield from _frame(stream.chunks(), name, limits or FileLimits())
+    except FileReadError as exc:
+        yield DeadLetter("read", exc.reason, exc.detail, Origin(path=name))
+
+
+def _frame(
+    chunks: Iterable[bytes], name: str, limits: FileLimits
+) -> Iterator[RawRecord | DeadLetter]:
+    limit = limits.max_record_bytes
+    lines = _lines(chunks, limit)
+    head: list[_Line] = []
+    size = 0
+    for line in lines:
+        head.append(line)
+        size += len(line.value) + 1
+        if size > limit + 1 or not line.whole:
+            break
+    else:
+        text = b"\n".join(ln.value for ln in head)
+        if not text.strip() or _whole_document(text, limits) or not _looks_like_lines(head, limits):
+            yield RawRecord(text, Origin(path=name))
             return
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                yield RawRecord(line, Origin(path=name, line=number))
+    if not _looks_like_lines(head, limits):
+        yield DeadLetter(
+            "read",
+            "too_large",
+            f"one JSON document (not JSON lines) larger than the {limit}-byte record limit",
+            Origin(path=name),
+        )
         return
-    yield whole
+    for line in _chain_lines(head, lines):
+        origin = Origin(path=name, line=line.number)
+        if not line.whole:
+            yield DeadLetter(
+                "decode",
+                "too_large",
+                f"line longer than the {limit}-byte record limit; first bytes kept",
+                origin,
+                line.value,
+            )
+        elif line.value.strip():
+            yield RawRecord(line.value, origin)
+
+
+def _chain_lines(head: list[_Line], rest: Iterator[_Line]) -> Iterator[_Line]:
+    yield from head
+    yield from rest
+
+
+def read_file(name: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+    """All inflated bytes of a path (``-`` is stdin), for formats read whole (an Avro
+    message per file). Raise :class:`FileReadError` past ``max_file_bytes``."""
+    with LogStream(name, max_file_bytes) as stream:
+        return b"".join(stream.chunks())
+
+
+def split_records(
+    data: bytes, name: str, limits: FileLimits | None = None
+) -> Iterator[RawRecord | DeadLetter]:
+    """The records framed out of bytes already in memory, as :func:`read_records` frames
+    a file (the bytes are already inflated)."""
+    yield from _frame((data.removeprefix(_BOM),), name, limits or FileLimits())
 
 
 def expand(paths: Iterable[Path | str]) -> Iterator[str]:
@@ -93,14 +357,12 @@ def expand(paths: Iterable[Path | str]) -> Iterator[str]:
 
 
 def iter_records(
-    paths: Iterable[Path | str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    paths: Iterable[Path | str],
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    limits: FileLimits | None = None,
 ) -> Iterator[RawRecord | DeadLetter]:
-    """Raw records of every file in ``paths`` (``-`` is stdin), or a dead letter per file
-    that cannot be read."""
+    """Raw records of every file in ``paths`` (``-`` is stdin), file after file, streamed;
+    dead letters for what cannot be read."""
+    limits = limits or FileLimits(max_file_bytes=max_file_bytes)
     for name in expand(paths):
-        try:
-            data = read_file(name, max_file_bytes)
-        except FileReadError as exc:
-            yield DeadLetter("read", exc.reason, exc.detail, Origin(path=name))
-            continue
-        yield from split_records(data, name)
+        yield from read_records(name, limits)
