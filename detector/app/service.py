@@ -44,11 +44,16 @@ STAGES: tuple[Stage, ...] = ("all", "detect", "correlate")
 
 
 def load_ruleset(settings: DetectorSettings) -> RuleSet:
-    """Load the configured rules under the rule policy (exceptions, ``rules.disabled``...);
-    any rejected rule or exception file stops start-up with every error listed."""
+    """Load the configured rules under the rule policy (exceptions, ``rules.disabled``...).
+
+    A rejected rule costs only itself: it is logged (``rule_rejected``) with its file and
+    reason and the other rules run; start-up stops only when no rule is left.
+    """
     placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
     ruleset = load_rules(settings.rules.paths, placeholders=placeholders)
-    if ruleset.errors:
+    for error in ruleset.errors:
+        log.error("rule_rejected", path=error.path, line=error.line, error=str(error))
+    if ruleset.errors and not ruleset.rules:
         raise RuleLoadError(list(ruleset.errors))
     effective, warnings = effective_rules(settings.rules, ruleset)
     log_policy(effective, warnings)

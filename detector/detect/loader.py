@@ -61,16 +61,23 @@ modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 _FILTER_PREFIX = "_filt_"
 
 
+#: Rule files larger than this are rejected unread (a SigmaHQ rule is a few KiB).
+DEFAULT_MAX_RULE_FILE_BYTES = 1 << 20
+
+
 def load_rules(
     paths: Sequence[Path | str],
     placeholders: Placeholders | None = None,
+    max_file_bytes: int = DEFAULT_MAX_RULE_FILE_BYTES,
 ) -> RuleSet:
     """Load and compile every rule under ``paths`` (files or directories, recursively).
 
     ``placeholders`` gives the values of ``expand`` placeholders (``%name%`` -> values);
-    a placeholder without values rejects its rule. Never raises for rule problems.
+    a placeholder without values rejects its rule. Files over ``max_file_bytes``, YAML
+    nested too deep and correlations on a reference cycle are rejected alone. Never
+    raises for rule problems.
     """
-    return _Loader(placeholders).load(paths)
+    return _Loader(placeholders, max_file_bytes).load(paths)
 
 
 @dataclass
@@ -101,7 +108,10 @@ class _Source:
 
 
 class _Loader:
-    def __init__(self, placeholders: Placeholders | None) -> None:
+    def __init__(
+        self, placeholders: Placeholders | None, max_file_bytes: int = DEFAULT_MAX_RULE_FILE_BYTES
+    ) -> None:
+        self.max_file_bytes = max_file_bytes
         self.placeholders = {k: tuple(v) for k, v in (placeholders or {}).items()}
         self.compiler = Compiler(self.placeholders)
         self.errors: list[RuleError] = []
@@ -163,6 +173,16 @@ class _Loader:
 
     def _parse_file(self, path: Path) -> list[SigmaRuleBase]:
         try:
+            size = path.stat().st_size
+            if size > self.max_file_bytes:
+                self.errors.append(
+                    RuleError(
+                        f"rule file of {size} bytes is over the limit of {self.max_file_bytes}"
+                        " bytes: split it, or raise the limit if it is meant",
+                        str(path),
+                    )
+                )
+                return []
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             self.errors.append(RuleError(f"cannot read rule file: {exc}", str(path)))
@@ -170,6 +190,11 @@ class _Loader:
         source = _Source(path, text.splitlines())
         try:
             documents = list(yaml.safe_load_all(text))
+        except RecursionError:
+            self.errors.append(
+                RuleError("invalid YAML: nested too deeply for a rule", str(path), None)
+            )
+            return []
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
@@ -275,9 +300,10 @@ class _Loader:
     def _resolve(
         self, compiled: list[CompiledRule], correlations: list[SigmaCorrelationRule]
     ) -> list[SigmaCorrelationRule]:
-        """Keep correlations whose references all resolve to loaded rules, transitively."""
+        """Keep correlations whose references all resolve to loaded rules, transitively,
+        and that are not part of a reference cycle (a rule referencing itself included)."""
         base_keys = {r.info.id for r in compiled} | {r.name for r in compiled if r.name}
-        accepted = list(correlations)
+        accepted = self._acyclic(correlations)
         changed = True
         while changed:
             changed = False
@@ -302,6 +328,26 @@ class _Loader:
         for corr in accepted:
             corr.resolve_rule_references(collection)
         return accepted
+
+    def _acyclic(self, correlations: list[SigmaCorrelationRule]) -> list[SigmaCorrelationRule]:
+        """``correlations`` without those on a reference cycle: each is rejected alone, and
+        those that only reference a cycle are rejected next as referencing a missing rule."""
+        by_key: dict[str, int] = {}
+        for i, corr in enumerate(correlations):
+            for key in (str(corr.id) if corr.id else None, corr.name):
+                if key:
+                    by_key[key] = i
+        edges = [
+            {by_key[ref] for ref in _references(corr) if ref in by_key} for corr in correlations
+        ]
+        cyclic = {i for i in range(len(correlations)) if _reaches(edges, i)}
+        for i in sorted(cyclic):
+            self.reject(
+                correlations[i],
+                "correlation is part of a reference cycle (it references itself, directly or"
+                " through other correlations): break the cycle",
+            )
+        return [c for i, c in enumerate(correlations) if i not in cyclic]
 
     def _result(
         self, compiled: list[CompiledRule], correlations: list[SigmaCorrelationRule]
@@ -330,6 +376,20 @@ class _Loader:
             placeholders=self.placeholders,
             _infos=infos,
         )
+
+
+def _reaches(edges: list[set[int]], start: int) -> bool:
+    """True if following ``edges`` from ``start`` comes back to it (iterative walk)."""
+    seen: set[int] = set()
+    todo = list(edges[start])
+    while todo:
+        node = todo.pop()
+        if node == start:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo.extend(edges[node])
+    return False
 
 
 def _references(corr: SigmaCorrelationRule) -> list[str]:

@@ -139,21 +139,28 @@ def text_test(strings: Iterable[SigmaString], cased: bool) -> TextTest:
 
 #: Entries kept per memoized test before its cache is reset.
 MEMO_SIZE = 4096
+#: Longest value a memoized test caches: the values that repeat (actions, addresses,
+#: user agents) are short, and a cap in characters, not only entries, keeps an attacker
+#: who sends unique huge values from pinning MEMO_SIZE of them in memory.
+MEMO_VALUE_CHARS = 512
 
 
 def memoized(test: TextTest) -> TextTest:
     """Cache a costly text test (RE2, IP parsing) per value: field values repeat a lot.
 
-    Bounded: the cache is emptied when it reaches :data:`MEMO_SIZE` entries.
+    Bounded by size: at most :data:`MEMO_SIZE` entries (then the cache is emptied) of at
+    most :data:`MEMO_VALUE_CHARS` characters; longer values are tested uncached.
     """
     cache: dict[str, bool] = {}
 
     def cached(value: str) -> bool:
         hit = cache.get(value)
         if hit is None:
-            if len(cache) >= MEMO_SIZE:
-                cache.clear()
-            hit = cache[value] = test(value)
+            hit = test(value)
+            if len(value) <= MEMO_VALUE_CHARS:
+                if len(cache) >= MEMO_SIZE:
+                    cache.clear()
+                cache[value] = hit
         return hit
 
     return cached

@@ -65,6 +65,9 @@ _STR_OR_NONE = frozenset({str, type(None)})
 #: Marks a key that is absent (``None`` means present and null).
 _ABSENT: Any = object()
 _CLASSES: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+#: Real (eventSource, eventName) pairs are short; longer ones are classified uncached so
+#: the cache stays small in bytes, not only in entries.
+_CLASS_KEY_CHARS = 256
 
 
 def _classify(source: str, name: str) -> tuple[list[str], list[str]]:
@@ -92,7 +95,7 @@ def _classify(source: str, name: str) -> tuple[list[str], list[str]]:
         result = (["configuration"], ["change"])
     else:
         result = (["configuration"], verb_type(name))
-    if len(_CLASSES) < 4096:
+    if len(_CLASSES) < 4096 and len(source) + len(name) <= _CLASS_KEY_CHARS:
         _CLASSES[key] = result
     return result
 

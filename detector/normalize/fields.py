@@ -22,6 +22,7 @@ from detector.models import Event, LogSource, Origin
 #: (``TIME_CACHE.get(value)``) to skip the call into :func:`timestamp` on a hit.
 TIME_CACHE: dict[Any, tuple[float, str]] = {}
 _TIME_CACHE_MAX = 16384
+_TIME_KEY_CHARS = 64
 
 
 def text(record: dict[str, Any], key: str) -> str | None:
@@ -119,7 +120,9 @@ def timestamp(value: Any, key: str) -> tuple[float, str]:
         raise NormalizeError("wrong_type", f"{key}: expected a time, got {type(value).__name__}")
     if len(TIME_CACHE) >= _TIME_CACHE_MAX:
         TIME_CACHE.clear()
-    if isinstance(value, str | int):
+    # Only short keys: ``fromisoformat`` takes fractions of any length, and unique huge
+    # times must not fill the cache with megabytes.
+    if type(value) is int or (type(value) is str and len(value) <= _TIME_KEY_CHARS):
         TIME_CACHE[value] = result
     return result
 
@@ -129,7 +132,8 @@ _AF_INET = socket.AF_INET
 
 
 def is_ip(value: str) -> bool:
-    """True if ``value`` is an IPv4 or IPv6 address (not a host name).
+    """True if ``value`` is an IPv4 or IPv6 address (not a host name) that an ``ip`` field
+    of Elasticsearch or OpenSearch indexes (no zone index).
 
     IPv4 goes through ``inet_pton``: strict dotted quads, as ``ipaddress`` accepts them
     (no leading zeros, no shorthand), at a fraction of the cost of ``ipaddress`` or a
@@ -143,11 +147,20 @@ def is_ip(value: str) -> bool:
             pass
         else:
             return True
-    return ":" in value and _is_ipv6(value)
+    return ":" in value and len(value) <= _IPV6_MAX_CHARS and _is_ipv6(value)
+
+
+#: Longest IPv6 text (an IPv4-mapped form written out in full); longer values are not
+#: parsed, which also keeps the cache below small in bytes.
+_IPV6_MAX_CHARS = 45
 
 
 @lru_cache(maxsize=4096)
 def _is_ipv6(value: str) -> bool:
+    """True for an IPv6 address an ``ip`` field accepts: a zone index (``fe80::1%eth0``)
+    is refused by Elasticsearch and OpenSearch, so such a value stays in ``address``."""
+    if "%" in value:
+        return False
     try:
         ipaddress.IPv6Address(value)
     except ValueError:

@@ -288,21 +288,30 @@ def frame_records(
 def _frame(
     chunks: Iterable[bytes], name: str, limits: FileLimits
 ) -> Iterator[RawRecord | DeadLetter]:
+    """Choose the framing from the file's head (at most one record limit of bytes), then
+    stream the records; a read fault is raised after the complete lines before it."""
     limit = limits.max_record_bytes
     lines = _lines(chunks, limit)
     head: list[_Line] = []
     size = 0
-    for line in lines:
-        head.append(line)
-        size += len(line.value) + 1
-        if size > limit + 1 or not line.whole:
-            break
-    else:
+    ended = True
+    try:
+        for line in lines:
+            head.append(line)
+            size += len(line.value) + 1
+            if size > limit + 1 or not line.whole:
+                ended = False
+                break
+    except FileReadError:
+        if _looks_like_lines(head, limits):
+            yield from _line_records(head, name, limit)
+        raise
+    if ended:
         text = b"\n".join(ln.value for ln in head)
         if not text.strip() or _whole_document(text, limits) or not _looks_like_lines(head, limits):
             yield RawRecord(text, Origin(path=name))
             return
-    if not _looks_like_lines(head, limits):
+    elif not _looks_like_lines(head, limits):
         yield DeadLetter(
             "read",
             "too_large",
@@ -310,7 +319,13 @@ def _frame(
             Origin(path=name),
         )
         return
-    for line in _chain_lines(head, lines):
+    yield from _line_records(_chain_lines(head, lines), name, limit)
+
+
+def _line_records(
+    lines: Iterable[_Line], name: str, limit: int
+) -> Iterator[RawRecord | DeadLetter]:
+    for line in lines:
         origin = Origin(path=name, line=line.number)
         if not line.whole:
             yield DeadLetter(
