@@ -18,6 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from detector.app.sigmahq import SIGMAHQ_DISABLED, SIGMAHQ_RULES
 from detector.detect.policy import Level, Status
 from detector.errors import ConfigError
 from detector.models import SourceName, WireFormat
@@ -60,14 +61,18 @@ class RulesConfig(BaseModel):
     exceptions; ``disabled`` rule ids or names turned off; ``min_level`` and ``statuses``
     keep only rules at or above a level and with one of these statuses;
     ``level_overrides`` maps a rule id or name to the level its alerts carry.
+
+    By default the project's pack and the bundled SigmaHQ pack load, and ``disabled`` holds
+    the SigmaHQ pack's shipped tuning (:mod:`detector.app.sigmahq`); a ``disabled`` setting
+    replaces that list.
     """
 
-    paths: list[Path] = Field(default_factory=lambda: [Path("detections/rules")])
+    paths: list[Path] = Field(default_factory=lambda: [Path("detections/rules"), SIGMAHQ_RULES])
     placeholders: dict[str, list[str]] = Field(default_factory=dict)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
     max_groups_per_rule: int = Field(default=100_000, ge=1)
     exceptions: list[Path] = Field(default_factory=list)
-    disabled: EnvList = Field(default_factory=list)
+    disabled: EnvList = Field(default_factory=lambda: list(SIGMAHQ_DISABLED))
     min_level: Level | None = None
     statuses: list[Status] | None = None
     level_overrides: dict[str, Level] = Field(default_factory=dict)
