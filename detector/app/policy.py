@@ -14,6 +14,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,8 +27,15 @@ from detector.app.settings import RulesConfig
 from detector.app.sigmahq import SIGMAHQ_DISABLED
 from detector.detect import RuleSet
 from detector.detect.exceptions import ExceptionSet, RuleException, load_exceptions, unknown_rules
-from detector.detect.policy import EffectivePolicy, RulePolicy, apply_policy, unknown_references
-from detector.errors import ConfigError, RuleError
+from detector.detect.policy import (
+    EffectivePolicy,
+    RulePolicy,
+    apply_policy,
+    apply_suppression,
+    unknown_references,
+)
+from detector.detect.suppression import SuppressionDefaults, suppression_errors
+from detector.errors import ConfigError, RuleError, RuleLoadError
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +47,16 @@ def rule_policy(config: RulesConfig) -> RulePolicy:
         min_level=config.min_level,
         statuses=tuple(config.statuses) if config.statuses is not None else None,
         level_overrides=dict(config.level_overrides),
+    )
+
+
+def suppression_defaults(config: RulesConfig) -> SuppressionDefaults:
+    """The :class:`SuppressionDefaults` of the ``rules.suppression`` settings."""
+    section = config.suppression
+    return SuppressionDefaults(
+        enabled=section.enabled,
+        group_by=tuple(section.group_by),
+        window_seconds=section.window_seconds,
     )
 
 
@@ -100,12 +118,18 @@ def effective_rules(
     """Apply the ``rules`` settings and exception files to ``ruleset``, with the warnings
     (see :func:`policy_warnings`) for the caller to report.
 
-    The exceptions' drop counts are exported as ``detector_exception_drops_total``.
+    The exceptions' drop counts are exported as ``detector_exception_drops_total``. A
+    malformed ``suppression`` attribute of a rule raises :class:`RuleLoadError`.
     """
     policy = rule_policy(config)
     exceptions = read_exceptions(config.exceptions, config)
     warnings = policy_warnings(ruleset, policy, exceptions, time.time() if now is None else now)
+    defaults = suppression_defaults(config)
+    problems = suppression_errors([*(r.sigma for r in ruleset.rules), *ruleset.correlations])
+    if problems:
+        raise RuleLoadError(problems)
     effective = apply_policy(ruleset, policy, exceptions)
+    effective = replace(effective, ruleset=apply_suppression(effective.ruleset, defaults))
     _DROPS.track(effective.ruleset.exceptions)
     return effective, warnings
 

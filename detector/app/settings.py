@@ -54,13 +54,27 @@ class KafkaConfig(KafkaSourceConfig):
     state_snapshot_interval_seconds: float = Field(default=0.0, ge=0)
 
 
+class SuppressionConfig(BaseModel):
+    """The ``rules.suppression`` section: alert suppression defaults (docs/policy.md).
+
+    ``enabled`` suppresses every correlation by its group-by within its timespan, and,
+    when ``group_by`` is set, every single-event rule by those fields within
+    ``window_seconds``. A rule's own ``suppression`` attribute always wins.
+    """
+
+    enabled: bool = False
+    group_by: EnvList = Field(default_factory=list)
+    window_seconds: float = Field(default=3600.0, gt=0)
+
+
 class RulesConfig(BaseModel):
     """The ``rules`` section: where rules live, engine options and rule policy.
 
     Policy (:mod:`detector.detect.policy`): ``exceptions`` files or directories of
     exceptions; ``disabled`` rule ids or names turned off; ``min_level`` and ``statuses``
     keep only rules at or above a level and with one of these statuses;
-    ``level_overrides`` maps a rule id or name to the level its alerts carry.
+    ``level_overrides`` maps a rule id or name to the level its alerts carry;
+    ``suppression`` the alert suppression defaults.
 
     By default the project's pack and the bundled SigmaHQ pack load, and ``disabled`` holds
     the SigmaHQ pack's shipped tuning (:mod:`detector.app.sigmahq`); a ``disabled`` setting
@@ -76,6 +90,7 @@ class RulesConfig(BaseModel):
     min_level: Level | None = None
     statuses: list[Status] | None = None
     level_overrides: dict[str, Level] = Field(default_factory=dict)
+    suppression: SuppressionConfig = Field(default_factory=SuppressionConfig)
 
 
 class DecodeConfig(BaseModel):

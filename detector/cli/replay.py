@@ -17,8 +17,9 @@ from detector.app.policy import effective_rules
 from detector.app.replay import ReplayResult, replay
 from detector.app.settings import load_settings
 from detector.detect import RuleSet, load_rules
-from detector.errors import ConfigError
+from detector.errors import ConfigError, RuleLoadError
 from detector.models import SOURCES, Alert
+from detector.sinks.suppression import fold
 
 err = Console(stderr=True)
 # Piped output (CI logs, files) gets a width that fits rule titles instead of rich's 80.
@@ -64,7 +65,7 @@ def replay_command(
         for error in ruleset.errors:
             err.print(f"[red]rejected[/red] {error}", markup=True, highlight=False)
         effective, warnings = effective_rules(settings.rules, ruleset)
-    except ConfigError as exc:
+    except (ConfigError, RuleLoadError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
     for warning in warnings:
@@ -91,8 +92,9 @@ def replay_command(
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         with output.open("wb") as fh:
-            for alert in result.alerts:
-                fh.write(orjson.dumps(alert.to_document()) + b"\n")
+            # As the search sinks store them: a suppressed group is one document.
+            for doc in fold(result.alerts):
+                fh.write(orjson.dumps(doc) + b"\n")
     out.print(_alerts_table(result.alerts, max_rows))
     out.print(_rules_table(result))
     out.print(_summary_table(result, ruleset, output))
@@ -144,6 +146,7 @@ def _summary_table(result: ReplayResult, ruleset: RuleSet, output: Path | None) 
     table.add_row("state evictions", str(result.evictions))
     table.add_row("rules fired", str(len(result.alerts_by_rule())))
     table.add_row("alerts", str(len(result.alerts)))
+    table.add_row("alert documents", str(len({a.document_id for a in result.alerts})))
     if output is not None:
         table.caption = f"alerts written to {output}"
     if result.dead_letters:

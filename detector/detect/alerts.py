@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detector.models import Alert, Event, Match, alert_id
+from detector.models.alerts import field_value
 
 #: ECS fields quoted in the alert reason when the event has them.
 _REASON_FIELDS = ("event.action", "user.name", "source.ip", "event.outcome")
@@ -42,7 +43,7 @@ def reason(match: Match) -> str:
         parts.append("detections " + ", ".join(match.selections) + " held")
     facts = []
     for name in _REASON_FIELDS:
-        value = _dotted(event.ecs, name)
+        value = field_value(event.ecs, name)
         if isinstance(value, str | int | float) and value != "":
             facts.append(f"{name}={value}")
     if facts:
@@ -57,12 +58,3 @@ def _with_event_id(event: Event) -> dict[str, Any]:
         section = ecs["event"] = {}
     section["id"] = event.id
     return ecs
-
-
-def _dotted(doc: dict[str, Any], name: str) -> Any:
-    node: Any = doc
-    for part in name.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node

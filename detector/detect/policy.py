@@ -28,6 +28,7 @@ from sigma.rule import SigmaLevel, SigmaRuleBase
 from detector.detect.correlation.spec import rule_key
 from detector.detect.exceptions import RuleException, index_exceptions
 from detector.detect.ruleset import CompiledRule, RuleSet, rule_info
+from detector.detect.suppression import SuppressionDefaults, resolved, suppression_or_none
 
 #: Sigma levels, least severe first.
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -263,3 +264,25 @@ def _correlation(corr: SigmaCorrelationRule, level: str, *, silent: bool) -> Sig
         changed._output = False
     assert isinstance(changed, SigmaCorrelationRule)
     return changed
+
+
+def apply_suppression(ruleset: RuleSet, defaults: SuppressionDefaults) -> RuleSet:
+    """``ruleset`` whose alerts carry each rule's suppression (``RuleInfo.suppression``)
+    under the ``rules.suppression`` ``defaults``; malformed attributes are reported by
+    :func:`detector.detect.suppression.suppression_errors`, not here."""
+    rules = tuple(
+        replace(
+            rule,
+            sigma=(sigma := resolved(rule.sigma, defaults)),
+            info=rule.info.model_copy(update={"suppression": suppression_or_none(sigma)}),
+        )
+        for rule in ruleset.rules
+    )
+    correlations = tuple(resolved(c, defaults) for c in ruleset.correlations)
+    infos = {r.info.id: r.info for r in rules}
+    for corr in correlations:
+        info = rule_info(corr)
+        infos[info.id] = infos.get(info.id, info).model_copy(
+            update={"suppression": info.suppression}
+        )
+    return replace(ruleset, rules=rules, correlations=correlations, _infos=infos)

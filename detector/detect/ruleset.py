@@ -12,6 +12,7 @@ from sigma.rule import SigmaRule, SigmaRuleBase
 from detector.detect.compiler import Predicate, Requirements
 from detector.detect.exceptions import ExceptionSet
 from detector.detect.logsources import Scope
+from detector.detect.suppression import suppression_or_none
 from detector.errors import RuleError
 from detector.models import Event, RuleInfo
 
@@ -114,4 +115,5 @@ def rule_info(rule: SigmaRuleBase) -> RuleInfo:
         references=tuple(rule.references),
         falsepositives=tuple(str(fp) for fp in rule.falsepositives),
         type=kind,
+        suppression=suppression_or_none(rule),
     )

@@ -1,6 +1,6 @@
 """Data types and ports shared by every layer (L2 of DESIGN.md section 3)."""
 
-from detector.models.alerts import Alert, RuleInfo, alert_id
+from detector.models.alerts import Alert, RuleInfo, Suppression, alert_id
 from detector.models.codec import (
     RoutedMatch,
     Watermark,
@@ -41,6 +41,7 @@ __all__ = [
     "RuleInfo",
     "Sink",
     "SourceName",
+    "Suppression",
     "Watermark",
     "WireFormat",
     "alert_id",

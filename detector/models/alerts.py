@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +20,20 @@ SEVERITY = {
 }
 
 
+class Suppression(BaseModel):
+    """How a rule's alerts are grouped into one document (Elastic's alert suppression).
+
+    Alerts of the rule with the same values of ``group_by`` whose times fall in the same
+    ``window_seconds``-long window (aligned on the epoch, in event time) share one
+    document: the first is written, the others update its counts.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    group_by: tuple[str, ...]
+    window_seconds: float = Field(gt=0)
+
+
 class RuleInfo(BaseModel):
     """The rule facts an alert carries (taken from the Sigma rule)."""
 
@@ -31,6 +47,7 @@ class RuleInfo(BaseModel):
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
     type: str = "sigma"  # "sigma", or the correlation type such as "event_count"
+    suppression: Suppression | None = None
 
 
 def alert_id(rule_id: str, *parts: str | int | float) -> str:
@@ -71,6 +88,47 @@ class Alert(BaseModel):
     def severity(self) -> str:
         """Kibana severity derived from the Sigma level."""
         return SEVERITY.get(self.rule.level, ("medium", 47))[0]
+
+    @property
+    def suppression_terms(self) -> list[dict[str, str | None]]:
+        """``[{field, value}]`` of the rule's suppression group-by (empty when not
+        suppressed): a correlation group key, else the first event's ECS field, else its
+        native field. A missing value is ``None`` (such alerts are grouped together)."""
+        rule = self.rule.suppression
+        if rule is None:
+            return []
+        first = self.events[0] if self.events else {}
+        raw = self.raw_events[0] if self.raw_events else {}
+        terms: list[dict[str, str | None]] = []
+        for name in rule.group_by:
+            value: Any = self.group.get(name)
+            if value is None:
+                value = field_value(first, name)
+            if value is None:
+                value = field_value(raw, name)
+            terms.append({"field": name, "value": None if value is None else _text(value)})
+        return terms
+
+    @property
+    def suppression_window(self) -> tuple[datetime, datetime] | None:
+        """The aligned event-time window holding this alert, when its rule suppresses."""
+        rule = self.rule.suppression
+        if rule is None:
+            return None
+        width = rule.window_seconds
+        start = math.floor(self.timestamp.timestamp() / width) * width
+        return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(start + width, UTC)
+
+    @property
+    def document_id(self) -> str:
+        """The id of the document that holds this alert: the alert id, or for a suppressed
+        rule ``alert_id(rule id, "suppression", terms, window start)``, shared by every
+        alert of the group and window (deterministic: replay and streaming agree)."""
+        window = self.suppression_window
+        if window is None:
+            return self.id
+        terms = json.dumps(self.suppression_terms, sort_keys=True, separators=(",", ":"))
+        return alert_id(self.rule.id, "suppression", terms, window[0].timestamp())
 
     @property
     def event_ids(self) -> list[str]:
@@ -151,10 +209,38 @@ class Alert(BaseModel):
                 "detector": {"raw_events": list(self.raw_events)},
             }
         )
+        if self.rule.suppression is not None:
+            # One alert so far; the search sinks' update counts the later ones.
+            doc["kibana"]["alert"]["uuid"] = self.document_id
+            doc["kibana"]["alert"]["suppression"] = {
+                "terms": self.suppression_terms,
+                "start": self.timestamp.isoformat(),
+                "end": self.timestamp.isoformat(),
+                "docs_count": 0,
+            }
         return doc
 
 
 ATTACK_URL = "https://attack.mitre.org/techniques/"
+
+
+def field_value(doc: dict[str, Any], name: str) -> Any:
+    """A dotted field of a nested document (or a literal dotted key); ``None`` if absent."""
+    if name in doc:
+        return doc[name]
+    node: Any = doc
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _text(value: Any) -> str:
+    """A group-by value as text: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _threat(tags: tuple[str, ...]) -> list[dict[str, Any]]:

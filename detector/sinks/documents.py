@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detector.models import Alert
+from detector.sinks.suppression import update_operation
 
 #: Bumped whenever :func:`index_template` changes, recorded in the template's ``_meta``.
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 
 #: Default write alias of the alerts index.
 DEFAULT_INDEX = "detector-alerts"
@@ -34,10 +35,15 @@ def bulk_operations(alerts: Sequence[Alert], index: str) -> list[dict[str, Any]]
     """Bulk lines for ``alerts``: a ``create`` action with ``_id`` = alert id, then the document.
 
     ``create`` (not ``index``) makes a re-delivered alert a 409 instead of an overwrite, so an
-    analyst's later workflow changes on the stored alert are never clobbered.
+    analyst's later workflow changes on the stored alert are never clobbered. An alert of a
+    suppressing rule is an ``update`` of its group's document instead
+    (:mod:`detector.sinks.suppression`).
     """
     lines: list[dict[str, Any]] = []
     for alert in alerts:
+        if alert.rule.suppression is not None:
+            lines += update_operation(alert, index)
+            continue
         lines.append({"create": {"_index": index, "_id": alert.id}})
         lines.append(alert.to_document())
     return lines
@@ -77,6 +83,11 @@ def interpret_bulk_response(response: Mapping[str, Any], ids: Sequence[str]) -> 
             next(iter(item.values()), {}) if isinstance(item, Mapping) else {}
         )
         status = int(result.get("status", 0))
+        action = next(iter(item), "") if isinstance(item, Mapping) else ""
+        if status == 409 and action == "update":
+            # A suppression update lost a race more often than retry_on_conflict allows.
+            outcome.retry[alert_id] = f"409 {_error_text(result.get('error'))}"
+            continue
         if status in _STORED:
             (outcome.duplicates if status == 409 else outcome.created).append(alert_id)
             continue
@@ -189,9 +200,15 @@ def alert_mappings() -> dict[str, Any]:
                     window=_obj(start=_date(), end=_date()),
                     event_count={"type": "long"},
                     original_events=_STORED_ONLY,
+                    suppression=_obj(
+                        terms=_obj(field=_keyword(), value=_keyword()),
+                        start=_date(),
+                        end=_date(),
+                        docs_count={"type": "long"},
+                    ),
                 )
             ),
-            "detector": _obj(raw_events=_STORED_ONLY),
+            "detector": _obj(raw_events=_STORED_ONLY, suppression=_STORED_ONLY),
             # ECS fields lifted from the first source event: the ones analysts filter on.
             "source": _obj(
                 ip={"type": "ip"},

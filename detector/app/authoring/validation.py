@@ -11,6 +11,7 @@ from detector.app.authoring.rulefiles import error_message
 from detector.app.policy import exception_findings
 from detector.detect import RuleSet, load_rules
 from detector.detect.correlation import CorrelationEngine, FirstSeenEngine
+from detector.detect.suppression import suppression_errors
 from detector.errors import RuleError, RuleLoadError
 
 Severity = Literal["error", "warning"]
@@ -99,6 +100,7 @@ def engine_errors(ruleset: RuleSet) -> list[RuleError]:
             build()
         except RuleLoadError as exc:
             errors.extend(exc.errors)
+    errors += suppression_errors([*(r.sigma for r in ruleset.rules), *ruleset.correlations])
     return errors
 
 

@@ -21,6 +21,7 @@ from sigma.correlations import (
 )
 from sigma.rule import SigmaRule
 
+from detector.detect.suppression import suppression_or_none
 from detector.errors import RuleError
 from detector.models import RuleInfo
 
@@ -89,6 +90,7 @@ def rule_info(rule: Any, type_: str = "sigma") -> RuleInfo:
         references=tuple(str(r) for r in (getattr(rule, "references", None) or ())),
         falsepositives=tuple(str(f) for f in (getattr(rule, "falsepositives", None) or ())),
         type=type_,
+        suppression=suppression_or_none(rule),
     )
 
 

@@ -24,7 +24,8 @@ class NotificationSink(ABC):
     """Base of :class:`SlackSink` and :class:`PagerDutySink` (implements the ``Sink`` port).
 
     For every alert of a batch, in order: skip it if its id was handled recently (a
-    retried batch), if the route refuses it (severity, tags), or if its rule and key are
+    retried batch) or its suppression group was (:attr:`Alert.document_id`: a group is
+    told once), if the route refuses it (severity, tags), or if its rule and key are
     inside a suppression window (then it is counted); otherwise deliver it. A delivery
     that fails after the retry bound raises :class:`detector.errors.SinkError` at once
     (the runner retries the batch later; alerts already delivered are skipped then). A
@@ -76,18 +77,20 @@ class NotificationSink(ABC):
 
     async def _handle(self, alert: Alert, rejected: dict[str, str]) -> str:
         """Route, suppress or deliver one alert; the name of what happened."""
-        if alert.id in self._seen:
-            return "repeated"
+        # A suppressed group is told once: its alerts share the document id.
+        seen_id = alert.document_id
+        if seen_id in self._seen:
+            return "repeated" if seen_id == alert.id else "grouped"
         if not self.route.accepts(alert):
             return "filtered"
         key = suppression_key(alert, self.config.suppress_by)
         mentioned = self.suppressor.admit(key)
         if mentioned is None:
             self.suppressor.count(key)
-            self._seen.add(alert.id)
+            self._seen.add(seen_id)
             return "suppressed"
         if not self._may_send():
-            self._seen.add(alert.id)
+            self._seen.add(seen_id)
             return "capped"
         try:
             await self._send(alert, mentioned)
@@ -100,7 +103,7 @@ class NotificationSink(ABC):
             self._unsent()
             raise
         self.suppressor.opened(key, alert.rule.title, mentioned)
-        self._seen.add(alert.id)
+        self._seen.add(seen_id)
         return "sent"
 
     async def _before_batch(self, alerts: Sequence[Alert]) -> None:

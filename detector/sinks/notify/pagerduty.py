@@ -1,8 +1,9 @@
 """Alerts to PagerDuty as Events API v2 ``trigger`` events.
 
-``dedup_key`` is the alert id, so PagerDuty itself makes re-delivery idempotent: a
-retried batch, or a restart that re-processes the same events, adds nothing to an
-incident that is open (PagerDuty ignores a ``trigger`` whose key is already open).
+``dedup_key`` is the alert's document id (the alert id, or its suppression group's
+document), so PagerDuty itself makes re-delivery idempotent: a retried batch, a restart
+that re-processes the same events, or a later alert of a suppressed group adds nothing
+to an incident that is open (PagerDuty ignores a ``trigger`` whose key is already open).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class PagerDutySink(NotificationSink):
         body: dict[str, Any] = {
             "routing_key": self.pd_config.routing_key.get_secret_value(),
             "event_action": "trigger",
-            "dedup_key": alert.id,
+            "dedup_key": alert.document_id,
             "client": "detector",
             "payload": payload,
         }

@@ -10,7 +10,7 @@ import pytest
 from notify_support import ManualClock, RecordingServer, Reply, SleepLog, make_alert, rule
 
 from detector.errors import AlertRejectedError, SinkError
-from detector.models import Sink
+from detector.models import Sink, Suppression
 from detector.sinks.notify import NotifyRetryConfig, PagerDutySinkConfig
 from detector.sinks.notify.pagerduty import PagerDutySink
 from detector.sinks.notify.text import REDACTED
@@ -171,3 +171,20 @@ async def test_secrets_and_hostile_text_are_cleaned() -> None:
     details = server.bodies[0]["payload"]["custom_details"]
     assert details["group"]["session_token"] == REDACTED
     assert "https://evil.example" not in server.bodies[0]["payload"]["summary"]
+
+
+async def test_a_suppressed_group_pages_once_with_its_document_id() -> None:
+    """Alerts of one suppression group (rule, terms, window) page once, with the group's
+    document id as dedup_key, even with the sink's own suppression window off; another
+    group pages on its own."""
+    grouped = rule().model_copy(
+        update={"suppression": Suppression(group_by=("user.name",), window_seconds=3600)}
+    )
+    alerts = [make_alert(n, rule_info=grouped) for n in range(4)]
+    other = make_alert(9, user="bob", rule_info=grouped)
+    with pagerduty(suppression_window_seconds=0) as (sink, server, _, _):
+        await sink.write(alerts[:2])
+        await sink.write([*alerts[2:], other])
+        await sink.close()
+    assert [b["dedup_key"] for b in server.bodies] == [alerts[0].document_id, other.document_id]
+    assert alerts[0].document_id == alerts[3].document_id != alerts[0].id
