@@ -4,7 +4,12 @@ usage: scripts/services up | down [--purge] | reset | status | env
 
   up      resolve runtime jars with Maven (cached in ~/.m2), start a single-node KRaft
           Kafka broker and a single-node OpenSearch in parallel, wait until both are
-          healthy, write <state>/env. Idempotent: running services are only re-checked.
+          healthy, write <state>/env. Idempotent: running services are only re-checked
+          (a broker started by an older version of this script is restarted).
+          The broker listens in plaintext, with SASL_SSL (SCRAM-SHA-256/512, PLAIN and
+          unsecured OAUTHBEARER for user `detector`), with SSL requiring a client
+          certificate and with SASL_PLAINTEXT (SCRAM-SHA-256); the CA, certificates and
+          password are made at start in <state>/kafka/tls.
   down    stop both (SIGTERM, wait, then SIGKILL), remove pid files and <state>/env.
           --purge also wipes their data (topics, indices).
   reset   down --purge.
@@ -18,13 +23,16 @@ usage: scripts/services up | down [--purge] | reset | status | env
                   org.apache.kafka.tools.consumer.ConsoleConsumer,
                   org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
 
-Needs: python3 (stdlib only), mvn, java >= 17 for Kafka, a JDK >= 21 (with javac) for
+Needs: python3 (stdlib only), openssl, mvn, java >= 17 for Kafka, a JDK >= 21 (with javac) for
 OpenSearch: JAVA21_HOME, JAVA_HOME, `java` on PATH or a JDK under /usr/lib/jvm.
 
 Environment:
   DETECTOR_SERVICES_DIR     state dir (default .services, relative to the repo root)
-  DETECTOR_KAFKA_PORT       Kafka listener (default 19092); controller = port + 1
-  DETECTOR_KAFKA_CONTROLLER_PORT
+  DETECTOR_KAFKA_PORT       Kafka plaintext listener (default 19092); controller = port + 1,
+                            SASL_SSL = port + 2, SSL with client certificates = port + 3,
+                            SASL_PLAINTEXT (SCRAM-SHA-256 only) = port + 4
+  DETECTOR_KAFKA_CONTROLLER_PORT / DETECTOR_KAFKA_SASL_SSL_PORT / DETECTOR_KAFKA_SSL_PORT /
+  DETECTOR_KAFKA_SASL_PLAINTEXT_PORT
   DETECTOR_SEARCH_PORT      OpenSearch HTTP (default 19200); transport = port + 100
   DETECTOR_SEARCH_TRANSPORT_PORT
   DETECTOR_KAFKA_HEAP       default 512m
@@ -43,6 +51,9 @@ import time
 from services.config import (
     HOST,
     KAFKA_PORT,
+    KAFKA_SASL_PLAINTEXT_PORT,
+    KAFKA_SASL_SSL_PORT,
+    KAFKA_SSL_PORT,
     LOGS,
     SEARCH_PORT,
     STATE,
@@ -52,6 +63,7 @@ from services.config import (
     say,
 )
 from services.kafka.broker import Kafka
+from services.kafka.tls import SASL_USER
 from services.opensearch.node import Search
 from services.process import FailedError, Service, StartResult, port_open
 from services.tools import MissingError, kafka_java, require_tools
@@ -63,11 +75,20 @@ SERVICES: list[Service] = [Search(), Kafka()]
 def env_lines() -> list[str]:
     """``KEY=VALUE`` lines telling the tests where the running services are."""
     info = Search().info()
+    kafka = Kafka()
     version = info.get("version", {})
     engine = "opensearch" if version.get("distribution") == "opensearch" else "elasticsearch"
     return [
         f"DETECTOR_TEST_KAFKA={HOST}:{KAFKA_PORT}",
-        f"DETECTOR_TEST_KAFKA_VERSION={Kafka().version()}",
+        f"DETECTOR_TEST_KAFKA_VERSION={kafka.version()}",
+        f"DETECTOR_TEST_KAFKA_SASL_SSL={HOST}:{KAFKA_SASL_SSL_PORT}",
+        f"DETECTOR_TEST_KAFKA_SSL={HOST}:{KAFKA_SSL_PORT}",
+        f"DETECTOR_TEST_KAFKA_SASL_PLAINTEXT={HOST}:{KAFKA_SASL_PLAINTEXT_PORT}",
+        f"DETECTOR_TEST_KAFKA_CA={kafka.tls.ca}",
+        f"DETECTOR_TEST_KAFKA_CLIENT_CERT={kafka.tls.client_cert}",
+        f"DETECTOR_TEST_KAFKA_CLIENT_KEY={kafka.tls.client_key}",
+        f"DETECTOR_TEST_KAFKA_SASL_USER={SASL_USER}",
+        f"DETECTOR_TEST_KAFKA_SASL_PASSWORD_FILE={kafka.tls.password_file}",
         f"DETECTOR_TEST_SEARCH_URL=http://{HOST}:{SEARCH_PORT}",
         f"DETECTOR_TEST_SEARCH_ENGINE={engine}",
         f"DETECTOR_TEST_SEARCH_VERSION={version.get('number', 'unknown')}",
@@ -101,6 +122,10 @@ def cmd_up() -> int:
         started_now = False
         try:
             pid = svc.pid()
+            outdated = svc.outdated() if pid is not None else ""
+            if outdated:
+                say(f"{svc.name}: restarting, {outdated}: {svc.stop()}")
+                pid = None
             if pid is not None:
                 t = time.monotonic()
                 detail = svc.wait_healthy(pid, t + TIMEOUT)

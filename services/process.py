@@ -196,6 +196,10 @@ class Service:
         """The running version, or "" when unknown."""
         return ""
 
+    def outdated(self) -> str:
+        """Why the running process must be restarted (its setup changed since), or ""."""
+        return ""
+
     def start(self, tools: Tools) -> StartResult:
         """Start the service and wait until it is healthy."""
         raise NotImplementedError

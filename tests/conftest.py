@@ -86,6 +86,12 @@ def services() -> Services:
 
 
 @pytest.fixture(scope="session")
+def services_env(services: Services) -> dict[str, str]:
+    """Every ``DETECTOR_TEST_*`` value of the running services (secured listeners too)."""
+    return _read_env_file()
+
+
+@pytest.fixture(scope="session")
 def sigmahq_dir() -> Path:
     """The vendored SigmaHQ CloudTrail and GitHub audit rules (``detections/sigmahq``)."""
     return SIGMAHQ

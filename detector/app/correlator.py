@@ -271,6 +271,7 @@ class Correlator:
         max_partition_fetch_bytes: int = 2 * 1024 * 1024,
         snapshot_interval_seconds: float = 0.0,
         max_backoff_seconds: float = 30.0,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.group_id = group_id
@@ -287,6 +288,7 @@ class Correlator:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=max_partition_fetch_bytes,
+            **(security or {}),
         )
         self.delivery = Delivery(
             _Pauser(self._consumer),

@@ -34,6 +34,7 @@ from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sinks.jsonl import JsonLinesSink
 from detector.sinks.matches import KafkaMatchSink
 from detector.sources.kafka import KafkaSource
+from detector.sources.kafkasecurity import KafkaSecurity, check_connection, kafka_security
 from detector.state import KafkaChangelogStore, TopicSpec, ensure_topics
 from detector.state.changelog import DEFAULT_MAX_BYTES
 
@@ -153,6 +154,8 @@ class Service:
         self.correlator: Correlator | None = None
         self._stages: list[HealthState] = []
         self._stopping = False
+        # one set of TLS/SASL client arguments for every Kafka client (built at run())
+        self._security: KafkaSecurity = {}
 
     def stop(self) -> None:
         """Drain every stage: finish the current batch, make it durable, commit, return."""
@@ -167,12 +170,16 @@ class Service:
         settings, kafka = self.settings, self.settings.kafka
         sinks = build_sinks(settings.sinks)
         async with AsyncExitStack() as stack:
-            await ensure_topics(kafka.bootstrap_servers, internal_topics(settings))
+            self._security = kafka_security(kafka)
+            await check_connection(kafka.bootstrap_servers, self._security)
+            await ensure_topics(kafka.bootstrap_servers, internal_topics(settings), self._security)
             for sink in sinks:
                 stack.push_async_callback(sink.close)
                 if isinstance(sink, BulkSink):
                     await sink.ensure_setup()
-            deadletters = KafkaDeadLetterSink(kafka.bootstrap_servers, kafka.deadletter_topic)
+            deadletters = KafkaDeadLetterSink(
+                kafka.bootstrap_servers, kafka.deadletter_topic, self._security
+            )
             await deadletters.start()
             stack.push_async_callback(deadletters.close)
             if self.stage in ("all", "detect"):
@@ -205,10 +212,12 @@ class Service:
         self, stack: AsyncExitStack, sinks: list[Sink], deadletters: KafkaDeadLetterSink
     ) -> None:
         kafka = self.settings.kafka
-        matches = KafkaMatchSink(kafka.bootstrap_servers, kafka.matches_topic, kafka.client_id)
+        matches = KafkaMatchSink(
+            kafka.bootstrap_servers, kafka.matches_topic, kafka.client_id, self._security
+        )
         await matches.start()
         stack.push_async_callback(matches.close)
-        source = await stack.enter_async_context(KafkaSource(kafka))
+        source = await stack.enter_async_context(KafkaSource(kafka, self._security))
         health = HealthState()
         self._stages.append(health)
         pipeline = build_detect_pipeline(self.settings, self.ruleset)
@@ -218,7 +227,9 @@ class Service:
         self, stack: AsyncExitStack, sinks: list[Sink], deadletters: KafkaDeadLetterSink
     ) -> None:
         kafka, rules = self.settings.kafka, self.settings.rules
-        store = KafkaChangelogStore(kafka.bootstrap_servers, kafka.state_topic)
+        store = KafkaChangelogStore(
+            kafka.bootstrap_servers, kafka.state_topic, security=self._security
+        )
         await store.start()
         stack.push_async_callback(store.close)
         router = (
@@ -248,6 +259,7 @@ class Service:
             poll_timeout_ms=kafka.poll_timeout_ms,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
             snapshot_interval_seconds=kafka.state_snapshot_interval_seconds,
+            security=self._security,
         )
         await correlator.start()
         stack.push_async_callback(correlator.close)

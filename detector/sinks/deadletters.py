@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -29,11 +30,19 @@ def deadletter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
 class KafkaDeadLetterSink:
     """Produces each dead letter to ``topic``; ``write`` returns once Kafka acknowledged all."""
 
-    def __init__(self, bootstrap_servers: str, topic: str = "detector-deadletter") -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str = "detector-deadletter",
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            **(security or {}),
         )
         self._started = False
 

@@ -10,7 +10,8 @@ of one partition keep their order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -33,7 +34,11 @@ class KafkaMatchSink:
     """Produces routed matches and heartbeats to ``topic``."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str = "detector-matches", client_id: str = "detector"
+        self,
+        bootstrap_servers: str,
+        topic: str = "detector-matches",
+        client_id: str = "detector",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
@@ -45,6 +50,7 @@ class KafkaMatchSink:
             enable_idempotence=True,
             linger_ms=5,
             max_request_size=MAX_RECORD_BYTES,
+            **(security or {}),
         )
         self._started = False
         self._last_heartbeat = float("-inf")

@@ -6,20 +6,22 @@ the batches yielded so far is durable in the sinks (at-least-once; sinks are ide
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from detector.errors import SourceError
 from detector.models import FAMILIES, Origin, RawRecord
+from detector.sources.kafkasecurity import KafkaSecurityConfig, kafka_security
 
 log = structlog.get_logger(__name__)
 
 
-class KafkaSourceConfig(BaseModel):
-    """Consumer settings (the ``kafka`` config section)."""
+class KafkaSourceConfig(KafkaSecurityConfig):
+    """Consumer settings (the ``kafka`` config section), with the connection security."""
 
     bootstrap_servers: str = "localhost:9092"
     group_id: str = "detector"
@@ -37,8 +39,12 @@ class KafkaSource:
     Use as an async context manager; ``stop()`` ends :meth:`batches` after the current poll.
     """
 
-    def __init__(self, config: KafkaSourceConfig) -> None:
+    def __init__(
+        self, config: KafkaSourceConfig, security: Mapping[str, Any] | None = None
+    ) -> None:
         self.config = config
+        if security is None:
+            security = kafka_security(config)
         self._consumer = AIOKafkaConsumer(
             *config.topics,
             bootstrap_servers=config.bootstrap_servers,
@@ -47,6 +53,7 @@ class KafkaSource:
             enable_auto_commit=False,
             auto_offset_reset=config.auto_offset_reset,
             max_partition_fetch_bytes=config.max_partition_fetch_bytes,
+            **security,
         )
         self._stopping = False
         self._started = False

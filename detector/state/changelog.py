@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -40,6 +41,7 @@ class KafkaChangelogStore:
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout_seconds: float = 60.0,
         client_id: str = "detector-state",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
@@ -51,6 +53,7 @@ class KafkaChangelogStore:
             enable_idempotence=True,
             compression_type="gzip",
             max_request_size=max_bytes,
+            **(security or {}),
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
@@ -59,6 +62,7 @@ class KafkaChangelogStore:
             enable_auto_commit=False,
             max_partition_fetch_bytes=max_bytes,
             fetch_max_bytes=max_bytes,
+            **(security or {}),
         )
         self._partitions = 1
         self._started = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,13 +27,17 @@ class TopicSpec:
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Sequence[TopicSpec]) -> dict[str, int]:
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Sequence[TopicSpec],
+    security: Mapping[str, Any] | None = None,
+) -> dict[str, int]:
     """Create the ``topics`` that do not exist; return the partition count of each.
 
     An existing topic is left as it is (its partition count is reported, not changed).
     Raises :class:`ConfigError` when a topic cannot be created.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -15,14 +15,21 @@ from services.config import (
     KAFKA_CONTROLLER_PORT,
     KAFKA_HEAP,
     KAFKA_PORT,
+    KAFKA_SASL_PLAINTEXT_PORT,
+    KAFKA_SASL_SSL_PORT,
+    KAFKA_SSL_PORT,
     LOGS,
     STATE,
     SUPPORT,
     say,
 )
+from services.kafka import tls
 from services.kafka.probe import kafka_metadata
 from services.process import FailedError, Service, StartResult, min_heap, port_open, tail
 from services.tools import Tools, resolve_classpath
+
+#: Every client listener: plaintext, SASL_SSL, SSL (mTLS), SASL_PLAINTEXT.
+SECURED_PORTS = (KAFKA_PORT, KAFKA_SASL_SSL_PORT, KAFKA_SSL_PORT, KAFKA_SASL_PLAINTEXT_PORT)
 
 
 class Kafka(Service):
@@ -47,11 +54,23 @@ class Kafka(Service):
                 return m.group(1)
         return "unknown"
 
+    @property
+    def tls(self) -> tls.TlsFiles:
+        """The certificates and SASL password of the secured listeners."""
+        return tls.TlsFiles(self.home / "tls")
+
     def health(self) -> tuple[bool, str]:
-        """The broker answers a metadata request listing itself."""
-        if not port_open(KAFKA_PORT):
-            return False, f"port {KAFKA_PORT} closed"
+        """The broker answers a metadata request listing itself; the secured ports listen."""
+        for port in SECURED_PORTS:
+            if not port_open(port):
+                return False, f"port {port} closed"
         return kafka_metadata(KAFKA_PORT)
+
+    def outdated(self) -> str:
+        """Why a running broker must be restarted for this version of the script, or ""."""
+        if not self.tls.password_file.is_file() or not port_open(KAFKA_SASL_PLAINTEXT_PORT):
+            return "it was started without the SASL and SSL listeners"
+        return ""
 
     def purge(self) -> None:
         """Delete topics, offsets and the KRaft log."""
@@ -68,15 +87,24 @@ class Kafka(Service):
         data = self.home / "data"
         self.home.mkdir(parents=True, exist_ok=True)
         conf = self.home / "server.properties"
+        secured = tls.generate(self.home / "tls")
         template = string.Template((SUPPORT / "kafka" / "server.properties.template").read_text())
         conf.write_text(
             template.substitute(
                 KAFKA_PORT=KAFKA_PORT,
                 KAFKA_CONTROLLER_PORT=KAFKA_CONTROLLER_PORT,
+                KAFKA_SASL_SSL_PORT=KAFKA_SASL_SSL_PORT,
+                KAFKA_SSL_PORT=KAFKA_SSL_PORT,
+                KAFKA_SASL_PLAINTEXT_PORT=KAFKA_SASL_PLAINTEXT_PORT,
                 KAFKA_DATA_DIR=str(data),
+                KAFKA_TLS_KEYSTORE=str(secured.broker_keystore),
+                KAFKA_TLS_CA=str(secured.ca),
+                KAFKA_SASL_USER=tls.SASL_USER,
+                KAFKA_SASL_PASSWORD=secured.password(),
             )
         )
-        for port in (KAFKA_PORT, KAFKA_CONTROLLER_PORT):
+        conf.chmod(0o600)
+        for port in (KAFKA_CONTROLLER_PORT, *SECURED_PORTS):
             if port_open(port):
                 raise FailedError(
                     f"kafka: 127.0.0.1:{port} is already in use by another process "
@@ -97,19 +125,32 @@ class Kafka(Service):
         ]
         if not (data / "meta.properties").is_file():
             self._format(jvm, conf)
-        return self.launch([*jvm, "kafka.Kafka", str(conf)], classpath, t0)
+        result = self.launch([*jvm, "kafka.Kafka", str(conf)], classpath, t0)
+        self._add_scram_user(jvm, secured.password())
+        return result
+
+    def _add_scram_user(self, jvm: list[str], password: str) -> None:
+        """Give the SASL user SCRAM-SHA-256/512 credentials (kept in the KRaft metadata)."""
+        config_command = [*jvm, "kafka.admin.ConfigCommand", "--bootstrap-server", self.where]
+        user = ["--entity-type", "users", "--entity-name", tls.SASL_USER]
+        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):  # one per request, says the broker
+            credential = f"{mechanism}=[password={password}]"
+            self._tool(
+                [*config_command, "--alter", "--add-config", credential, *user],
+                f"adding the {mechanism} user",
+            )
 
     def _format(self, jvm: list[str], conf: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
         say(f"kafka: formatting KRaft storage (cluster id {cluster_id})")
         tool = [*jvm, "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id]
+        self._tool([*tool, "--config", str(conf)], "storage format")
+
+    def _tool(self, cmd: list[str], what: str) -> None:
+        """Run a Kafka tool to completion, its output in the broker log."""
         with open(self.log, "ab") as fh:
             rc = subprocess.call(
-                [*tool, "--config", str(conf)],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=str(STATE),
+                cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(STATE)
             )
         if rc != 0:
-            raise FailedError(f"kafka: storage format failed (exit {rc})\n" + tail(self.log))
+            raise FailedError(f"kafka: {what} failed (exit {rc})\n" + tail(self.log))
