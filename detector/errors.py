@@ -66,8 +66,17 @@ class RuleLoadError(DetectorError):
         super().__init__(f"{len(errors)} rule error(s):\n{lines}")
 
 
-class SinkError(DetectorError):
+class UnavailableError(DetectorError):
+    """A service a batch needs is unavailable: the batch waits and is retried with backoff
+    while the partitions are paused (backpressure); offsets are not committed."""
+
+
+class SinkError(UnavailableError):
     """A sink could not make alerts durable; the batch is retried, offsets are not committed."""
+
+
+class SchemaRegistryUnavailableError(UnavailableError):
+    """The schema registry cannot answer now; the batch waits instead of dead-lettering."""
 
 
 class DeliveryAbandonedError(DetectorError):

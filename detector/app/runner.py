@@ -31,7 +31,7 @@ from detector.app.metrics import (
     SINK_RETRIES,
 )
 from detector.app.pipeline import BatchResult
-from detector.errors import AlertRejectedError, DeliveryAbandonedError, SinkError
+from detector.errors import AlertRejectedError, DeliveryAbandonedError, SinkError, UnavailableError
 from detector.models import Alert, DeadLetter, Origin, RawRecord, Sink
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sinks.matches import KafkaMatchSink
@@ -139,7 +139,8 @@ class Delivery:
         await self.retry("deadletter", partial(self.deadletters.write, letters))
 
     async def retry(self, name: str, write: Callable[[], Awaitable[None]]) -> None:
-        """Run ``write`` until it succeeds; on :class:`SinkError` pause, poll, back off.
+        """Run ``write`` until it succeeds; on :class:`UnavailableError` (a sink, the schema
+        registry) pause, poll, back off.
 
         Once a stop is requested a failed write is not retried: the stage raises
         :class:`DeliveryAbandonedError` and leaves the batch uncommitted, so a shutdown
@@ -151,7 +152,7 @@ class Delivery:
             try:
                 await write()
                 break
-            except SinkError as exc:
+            except UnavailableError as exc:
                 attempt += 1
                 SINK_RETRIES.labels(name).inc()
                 log.warning("sink_unavailable", sink=name, attempt=attempt, error=str(exc))
@@ -201,8 +202,11 @@ class Runner:
         *,
         matches: KafkaMatchSink | None = None,
         max_backoff_seconds: float = 30.0,
+        prepare: Callable[[Sequence[RawRecord]], Awaitable[None]] | None = None,
     ) -> None:
         self.source = source
+        # Runs before each batch is processed (schema-registry lookups); retried like a sink.
+        self.prepare = prepare
         self.pipeline = pipeline
         self.sinks = list(sinks)
         self.deadletters = deadletters
@@ -246,8 +250,10 @@ class Runner:
                 continue
             for record in batch:
                 RECORDS.labels(record.origin.topic or "").inc()
-            result = self.pipeline.process(batch)
             try:
+                if self.prepare is not None:
+                    await self.delivery.retry("schema_registry", partial(self.prepare, batch))
+                result = self.pipeline.process(batch)
                 await self.delivery.deliver(result.alerts, result.dead_letters)
                 await self._route(result)
             except DeliveryAbandonedError as exc:

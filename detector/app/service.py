@@ -22,6 +22,7 @@ from detector.app.ingest import Ingestor, load_schemas
 from detector.app.pipeline import DetectPipeline
 from detector.app.policy import effective_rules, log_policy
 from detector.app.runner import Runner
+from detector.app.schemaresolver import SchemaResolver
 from detector.app.settings import DetectorSettings
 from detector.decode import DecodeLimits
 from detector.detect import RuleSet, load_rules
@@ -35,6 +36,7 @@ from detector.sinks.jsonl import JsonLinesSink
 from detector.sinks.matches import KafkaMatchSink
 from detector.sources.kafka import KafkaSource
 from detector.sources.kafkasecurity import KafkaSecurity, check_connection, kafka_security
+from detector.sources.schemaregistry import SchemaRegistryClient
 from detector.state import KafkaChangelogStore, TopicSpec, ensure_topics
 from detector.state.changelog import DEFAULT_MAX_BYTES
 
@@ -221,7 +223,22 @@ class Service:
         health = HealthState()
         self._stages.append(health)
         pipeline = build_detect_pipeline(self.settings, self.ruleset)
-        self.runner = Runner(source, pipeline, sinks, deadletters, health, matches=matches)
+        resolver = None
+        registry = self.settings.decode.schema_registry
+        if registry is not None:
+            client = SchemaRegistryClient(registry)
+            stack.push_async_callback(client.close)
+            await client.check()
+            resolver = SchemaResolver.for_ingestors(client, pipeline.ingestors)
+        self.runner = Runner(
+            source,
+            pipeline,
+            sinks,
+            deadletters,
+            health,
+            matches=matches,
+            prepare=resolver.resolve if resolver is not None and resolver.stores else None,
+        )
 
     async def _build_correlate(
         self, stack: AsyncExitStack, sinks: list[Sink], deadletters: KafkaDeadLetterSink

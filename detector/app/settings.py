@@ -25,6 +25,7 @@ from detector.models import SourceName, WireFormat
 from detector.sinks.config import SinksConfig
 from detector.sinks.envlist import EnvList
 from detector.sources.kafka import KafkaSourceConfig
+from detector.sources.schemaregistry import SchemaRegistryConfig
 
 
 class TopicConfig(BaseModel):
@@ -94,10 +95,12 @@ class RulesConfig(BaseModel):
 
 
 class DecodeConfig(BaseModel):
-    """The ``decode`` section: limits applied to every incoming record."""
+    """The ``decode`` section: limits applied to every incoming record, the local Avro
+    schemas, and optionally the schema registry that resolves ids they do not list."""
 
     max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
     schemas_dir: Path = Path("schemas")
+    schema_registry: SchemaRegistryConfig | None = None
 
 
 class HealthConfig(BaseModel):

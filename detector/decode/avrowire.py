@@ -169,6 +169,16 @@ class SchemaStore:
         """The newest version of a family, used as reader schema."""
         return self._latest[family]
 
+    def register(self, schema_id: int, schema: AvroSchema) -> None:
+        """Add a Confluent id resolved elsewhere (the app layer asks a schema registry).
+
+        ``schema`` is a local schema or a writer schema of a local family, whose newest
+        local version stays the reader. ``ValueError`` if no local schema has its family.
+        """
+        if schema.family not in self._latest:
+            raise ValueError(f"schema id {schema_id}: no local schema of family {schema.family!r}")
+        self._by_id[schema_id] = schema
+
     def id_of(self, schema: AvroSchema) -> int:
         """The Confluent id of ``schema``; ``KeyError`` if it has none."""
         for sid, s in self._by_id.items():

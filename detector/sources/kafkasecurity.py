@@ -48,7 +48,7 @@ class TlsConfig(BaseModel):
     def _pairs(self) -> Self:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (the client certificate for mTLS)")
-        _one_of(self.key_password, self.key_password_file, "key_password")
+        one_of(self.key_password, self.key_password_file, "key_password")
         return self
 
 
@@ -85,8 +85,8 @@ class SaslConfig(BaseModel):
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:
-        _one_of(self.username, self.username_file, "username")
-        _one_of(self.password, self.password_file, "password")
+        one_of(self.username, self.username_file, "username")
+        one_of(self.password, self.password_file, "password")
         if self.mechanism == "OAUTHBEARER":
             if self.oauth is None:
                 raise ValueError("mechanism OAUTHBEARER needs oauth.token_source")
@@ -160,7 +160,8 @@ def secret(value: SecretStr | str | None, file: Path | None, setting: str) -> st
         raise ConfigError(f"{setting}_file: cannot read {file}: {exc}") from exc
 
 
-def _one_of(value: object, file: Path | None, name: str) -> None:
+def one_of(value: object, file: Path | None, name: str) -> None:
+    """In a validator: a secret is given inline or as ``*_file``, not both."""
     if value is not None and file is not None:
         raise ValueError(f"set {name} or {name}_file, not both")
 
