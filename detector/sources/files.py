@@ -86,6 +86,7 @@ class LogStream:
             raise FileReadError("unreadable", str(exc)) from None
         self._chunks = self._inflated()
         self._buffer = b""
+        self._pos = 0
         self._started = False
 
     def __enter__(self) -> LogStream:
@@ -101,25 +102,29 @@ class LogStream:
 
     def read(self, size: int = CHUNK_BYTES) -> bytes:
         """Up to ``size`` inflated bytes; fewer only at the end of the stream."""
-        while len(self._buffer) < size:
+        # An offset into the buffer, not a slice of its rest: reading a varint byte by
+        # byte (Avro) must not copy the buffered chunk each time.
+        while len(self._buffer) - self._pos < size:
             chunk = next(self._chunks, b"")
             if not chunk:
                 break
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+            self._buffer = self._buffer[self._pos :] + chunk
+            self._pos = 0
+        data = self._buffer[self._pos : self._pos + size]
+        self._pos += len(data)
         return data
 
     def peek(self, size: int) -> bytes:
         """The next ``size`` bytes (fewer at the end), left to be read."""
         data = self.read(size)
-        self._buffer = data + self._buffer
+        self._pos -= len(data)
         return data
 
     def chunks(self) -> Iterator[bytes]:
         """The remaining inflated bytes, chunk by chunk."""
-        if self._buffer:
-            data, self._buffer = self._buffer, b""
-            yield data
+        if self._pos < len(self._buffer):
+            yield self._buffer[self._pos :]
+        self._buffer, self._pos = b"", 0
         yield from self._chunks
 
     def _raw(self) -> Iterator[bytes]:
@@ -342,13 +347,6 @@ def _line_records(
 def _chain_lines(head: list[_Line], rest: Iterator[_Line]) -> Iterator[_Line]:
     yield from head
     yield from rest
-
-
-def read_file(name: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
-    """All inflated bytes of a path (``-`` is stdin), for formats read whole (an Avro
-    message per file). Raise :class:`FileReadError` past ``max_file_bytes``."""
-    with LogStream(name, max_file_bytes) as stream:
-        return b"".join(stream.chunks())
 
 
 def split_records(

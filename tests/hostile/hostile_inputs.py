@@ -204,10 +204,14 @@ sys.exit(code)
 def run_cli(tmp: Path, *args: str) -> Run:
     """Run ``detector ARGS`` in a fresh process and measure its peak RSS (``ru_maxrss`` of
     the only child of a small probe process, so the test process does not count)."""
+    return run_python(tmp, "from detector.cli.main import app; app()", *args)
+
+
+def run_python(tmp: Path, code: str, *args: str) -> Run:
+    """Run ``python -c CODE ARGS`` in a fresh process and measure its peak RSS."""
     peak_file = tmp / f"peak-{os.getpid()}-{len(list(tmp.iterdir()))}.txt"
-    cli = [sys.executable, "-c", "from detector.cli.main import app; app()", *args]
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(peak_file), *cli],
+        [sys.executable, "-c", _PROBE, str(peak_file), sys.executable, "-c", code, *args],
         capture_output=True,
         check=False,
         timeout=600,

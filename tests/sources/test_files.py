@@ -6,10 +6,9 @@ import gzip
 from pathlib import Path
 
 import orjson
-import pytest
 
 from detector.models import DeadLetter, RawRecord
-from detector.sources.files import FileReadError, iter_records, read_file, split_records
+from detector.sources.files import FileLimits, LogStream, iter_records, read_records, split_records
 
 
 def test_pretty_printed_delivery_file_is_one_record() -> None:
@@ -38,16 +37,19 @@ def test_garbage_file_is_one_record_for_one_dead_letter() -> None:
 
 def test_gzip_is_inflated_and_bounded(tmp_path: Path) -> None:
     """``.gz`` input is inflated; a small file that inflates past the limit is refused
-    instead of exhausting memory (gzip bomb)."""
+    instead of exhausting memory (gzip bomb), after the records read before the limit."""
     plain = tmp_path / "ok.json.gz"
     plain.write_bytes(gzip.compress(b'{"a": 1}'))
-    assert read_file(str(plain)) == b'{"a": 1}'
-    bomb = tmp_path / "bomb.json.gz"
-    bomb.write_bytes(gzip.compress(b"0" * 5_000_000))
-    assert bomb.stat().st_size < 10_000
-    with pytest.raises(FileReadError) as info:
-        read_file(str(bomb), max_file_bytes=1_000_000)
-    assert info.value.reason == "too_large"
+    with LogStream(str(plain)) as stream:
+        assert stream.peek(4) == b'{"a"'
+        assert stream.read(100) == b'{"a": 1}'
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b'{"n": 1}\n' * 500_000))
+    assert bomb.stat().st_size < 100_000
+    items = list(read_records(str(bomb), FileLimits(max_file_bytes=2_500_000)))
+    assert 0 < sum(isinstance(i, RawRecord) for i in items) < 500_000
+    last = items[-1]
+    assert isinstance(last, DeadLetter) and last.reason == "too_large"
 
 
 def test_corrupt_gzip_and_missing_files_become_dead_letters(tmp_path: Path) -> None:
