@@ -34,6 +34,7 @@ from detector.detect.policy import (
     apply_suppression,
     unknown_references,
 )
+from detector.detect.ruleset import rule_info
 from detector.detect.suppression import SuppressionDefaults, suppression_errors
 from detector.errors import ConfigError, RuleError, RuleLoadError
 
@@ -123,13 +124,23 @@ def effective_rules(
     """
     policy = rule_policy(config)
     exceptions = read_exceptions(config.exceptions, config)
-    warnings = policy_warnings(ruleset, policy, exceptions, time.time() if now is None else now)
+    # The shipped default of ``disabled`` names rules of the bundled packs, which a
+    # deployment may not load: only a list the user gave is checked for typos.
+    named = policy if "disabled" in config.model_fields_set else replace(policy, disabled=())
+    warnings = policy_warnings(ruleset, named, exceptions, time.time() if now is None else now)
     defaults = suppression_defaults(config)
     problems = suppression_errors([*(r.sigma for r in ruleset.rules), *ruleset.correlations])
     if problems:
         raise RuleLoadError(problems)
     effective = apply_policy(ruleset, policy, exceptions)
-    effective = replace(effective, ruleset=apply_suppression(effective.ruleset, defaults))
+    suppressed = apply_suppression(effective.ruleset, defaults)
+    infos = {r.info.id: r.info for r in suppressed.rules}
+    infos.update({i.id: i for c in suppressed.correlations if (i := rule_info(c)).id})
+    states = tuple(
+        replace(s, suppression=infos[s.id].suppression) if s.id in infos else s
+        for s in effective.states
+    )
+    effective = EffectivePolicy(suppressed, states)
     _DROPS.track(effective.ruleset.exceptions)
     return effective, warnings
 

@@ -205,6 +205,8 @@ def list_command(
             reasons = [r.why] if r.why else []
             if r.exceptions:
                 reasons.append(f"exceptions: {', '.join(r.exceptions)}")
+            if r.suppression:
+                reasons.append(f"suppressed by {r.suppression}")
             why = "; ".join(reasons)
             table.add_row(
                 r.id,

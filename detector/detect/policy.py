@@ -29,6 +29,7 @@ from detector.detect.correlation.spec import rule_key
 from detector.detect.exceptions import RuleException, index_exceptions
 from detector.detect.ruleset import CompiledRule, RuleSet, rule_info
 from detector.detect.suppression import SuppressionDefaults, resolved, suppression_or_none
+from detector.models import Suppression
 
 #: Sigma levels, least severe first.
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -56,7 +57,8 @@ class RuleState:
     """The effective state of one loaded rule and the reasons for it.
 
     ``level`` is the level its alerts carry; ``exceptions`` the ids of the exceptions
-    that apply to its matches.
+    that apply to its matches; ``suppression`` how its alerts are grouped (once
+    :func:`apply_suppression` ran).
     """
 
     id: str
@@ -65,6 +67,7 @@ class RuleState:
     level: str
     reasons: tuple[str, ...] = ()
     exceptions: tuple[str, ...] = ()
+    suppression: Suppression | None = None
 
     @property
     def why(self) -> str:

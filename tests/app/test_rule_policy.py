@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,15 @@ def _record(n: int, user: str) -> dict[str, Any]:
         "eventType": "AwsApiCall",
         "recipientAccountId": "111122223333",
     }
+
+
+def _listed(config: Path) -> dict[str, Any]:
+    """The one row of ``rules list --config config -f json``."""
+    done = CliRunner().invoke(app, ["rules", "list", "--config", str(config), "-f", "json"])
+    assert done.exit_code == 0, done.output
+    [row] = orjson.loads(done.stdout)
+    assert isinstance(row, dict)
+    return row
 
 
 def test_policy_settings_from_yaml_and_environment(
@@ -173,9 +183,7 @@ def test_rules_list_shows_effective_state_and_why(tmp_path: Path) -> None:
         f"rules:\n  paths: [{rules_dir}]\n  exceptions: [{excs}]\n"
         "  level_overrides: {secret_read: low}\n  min_level: medium\n"
     )
-    done = CliRunner().invoke(app, ["rules", "list", "--config", str(config), "-f", "json"])
-    assert done.exit_code == 0, done.output
-    [row] = orjson.loads(done.stdout)
+    row = _listed(config)
     assert row["state"] == "disabled"
     assert row["level"] == "low"
     assert row["why"] == (
@@ -202,3 +210,52 @@ def test_rules_validate_reports_exceptions(tmp_path: Path) -> None:
     done = CliRunner().invoke(app, ["rules", "validate", str(rules_dir), "-e", str(excs)])
     assert done.exit_code == 1
     assert "'author' is required" in done.stdout
+
+
+def test_shipped_disabled_list_is_not_reported_when_its_rules_are_not_loaded(
+    tmp_path: Path,
+) -> None:
+    """The default ``disabled`` list (the bundled pack's tuning) names rules a deployment
+    may not load; only a list given in the settings is checked for unknown names."""
+    rules_dir, _ = _files(tmp_path)
+    ruleset = load_rules([rules_dir])
+    default = RulesConfig(paths=[rules_dir])
+    assert default.disabled  # the shipped tuning
+    assert effective_rules(default, ruleset)[1] == []
+    given = RulesConfig(paths=[rules_dir], disabled=["gone"])
+    assert [str(w) for w in effective_rules(given, ruleset)[1]] == [
+        "rules.disabled or rules.level_overrides names 'gone', which is not loaded"
+    ]
+
+
+def test_replay_writes_one_document_per_suppressed_group(tmp_path: Path) -> None:
+    """With suppression on, ``replay -o`` writes the documents the search sinks would
+    hold: one per user and window, counting the others; the summary gives both counts."""
+    rules_dir, _ = _files(tmp_path)
+    logs = tmp_path / "logs.jsonl"
+    users = ["ann", "ann", "ann", "bob"]
+    logs.write_bytes(b"\n".join(orjson.dumps(_record(n, u)) for n, u in enumerate(users)))
+    out = tmp_path / "alerts.jsonl"
+    config = tmp_path / "detector.yaml"
+    config.write_text(
+        f"rules:\n  paths: [{rules_dir}]\n  suppression:\n    enabled: true\n"
+        "    group_by: [user.name]\n"
+    )
+    done = CliRunner().invoke(app, ["replay", str(logs), "--config", str(config), "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    docs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    counts = {d["user"]["name"]: d["kibana"]["alert"]["suppression"]["docs_count"] for d in docs}
+    assert counts == {"ann": 2, "bob": 0}
+    assert re.search(r"alert documents\W+2\b", done.stdout)
+
+
+def test_rules_list_shows_suppression(tmp_path: Path) -> None:
+    """``rules list`` says how each running rule's alerts are grouped."""
+    rules_dir, _ = _files(tmp_path)
+    config = tmp_path / "detector.yaml"
+    config.write_text(
+        f"rules:\n  paths: [{rules_dir}]\n  suppression:\n    enabled: true\n"
+        "    group_by: [user.name]\n    window_seconds: 900\n"
+    )
+    row = _listed(config)
+    assert (row["state"], row["suppression"]) == ("enabled", "user.name per 900s")

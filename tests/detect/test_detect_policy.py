@@ -385,3 +385,49 @@ exceptions:
         raw={"eventName": "AssumeRole", "userIdentity": {"arn": "arn:aws:iam::1:user/bob"}},
     )
     assert alerts(effective, [ev]) == []
+
+
+def test_exception_applies_to_first_seen_rules(tmp_path: Path) -> None:
+    """A first-seen rule never learns or alerts on a term an exception covers: the
+    covered address raises nothing, and is still "new" once the exception expires."""
+    rule = """
+title: New source address for a user
+id: 1b000000-0000-4000-8000-000000000005
+logsource: {product: ecs}
+detection:
+  sel: {event.action: GetSecretValue}
+  condition: sel
+first_seen:
+  fields: [source.ip]
+  group-by: [user.name]
+  timespan: 30d
+level: medium
+"""
+    rules = load_rules([write(tmp_path, "first_seen.yml", rule)])
+    assert not rules.errors, [str(e) for e in rules.errors]
+    excs = exceptions(
+        tmp_path,
+        """
+exceptions:
+  - id: vpn-egress
+    reason: the office VPN egress address
+    author: netops
+    expires: 2027-01-16
+    detection:
+      vpn: {source.ip: 192.0.2.10}
+      condition: vpn
+""",
+    )
+    effective = apply_policy(rules, exceptions=excs).ruleset
+
+    def reads(ip: str, t: float, n: int) -> Event:
+        ecs = {"event": {"action": "GetSecretValue"}, "user": {"name": "ann"}, "source": {"ip": ip}}
+        return event({}, ecs=ecs, event_id=f"fs-{n}", timestamp=t)
+
+    found = alerts(
+        effective,
+        [reads("192.0.2.10", T0, 1), reads("198.51.100.9", T0 + 1, 2)],
+    )
+    assert [a.events[0]["source"]["ip"] for a in found] == ["198.51.100.9"]
+    after = alerts(effective, [reads("192.0.2.10", 1_800_057_600.0, 3)])
+    assert [a.events[0]["source"]["ip"] for a in after] == ["192.0.2.10"]

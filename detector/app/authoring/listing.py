@@ -10,6 +10,7 @@ from detector.app.authoring.rulefiles import rule_path, rule_type
 from detector.detect import RuleSet
 from detector.detect.correlation import rule_key
 from detector.detect.policy import RuleState
+from detector.models import Suppression
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,8 +18,9 @@ class RuleRow:
     """One row of ``detector rules list``.
 
     ``state`` is ``enabled``, ``building block`` or ``disabled`` under the rule policy,
-    ``why`` the reasons, ``level`` the level alerts carry (after overrides) and
-    ``exceptions`` the ids of the exceptions that apply to its matches.
+    ``why`` the reasons, ``level`` the level alerts carry (after overrides),
+    ``exceptions`` the ids of the exceptions that apply to its matches and
+    ``suppression`` how its alerts are grouped (``user.name per 3600s``; empty: not).
     """
 
     id: str
@@ -31,6 +33,7 @@ class RuleRow:
     state: str = "enabled"
     why: str = ""
     exceptions: tuple[str, ...] = ()
+    suppression: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -72,8 +75,22 @@ def rule_rows(ruleset: RuleSet, states: Sequence[RuleState] = ()) -> list[RuleRo
         )
     by_id = {s.id: s for s in states}
     return [
-        replace(row, state=s.state, why=s.why, level=s.level, exceptions=s.exceptions)
+        replace(
+            row,
+            state=s.state,
+            why=s.why,
+            level=s.level,
+            exceptions=s.exceptions,
+            suppression=_grouping(s.suppression),
+        )
         if (s := by_id.get(row.id)) is not None
         else row
         for row in rows
     ]
+
+
+def _grouping(suppression: Suppression | None) -> str:
+    if suppression is None:
+        return ""
+    fields = ", ".join(suppression.group_by) or "rule"
+    return f"{fields} per {suppression.window_seconds:g}s"
