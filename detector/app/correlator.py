@@ -31,10 +31,19 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from prometheus_client import Counter, Histogram
 
 from detector.app.health import HealthState
-from detector.app.metrics import LATE_EVENTS, REGISTRY, STATE_GROUPS
+from detector.app.metrics import (
+    BATCH_SECONDS,
+    CHECKPOINT_BYTES,
+    DUPLICATE_MATCHES,
+    LATE_EVENTS,
+    STATE_EVICTIONS,
+    STATE_GROUPS,
+    STATE_RESTORES,
+    TOO_LATE_EVENTS,
+    ConsumerLag,
+)
 from detector.app.runner import Delivery, watchdog
 from detector.detect import RuleSet
 from detector.detect.correlation import CorrelationEngine, EngineStats, FirstSeenEngine
@@ -53,36 +62,6 @@ from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.state import Checkpoint, KafkaChangelogStore
 
 log = structlog.get_logger(__name__)
-
-TOO_LATE_EVENTS = Counter(
-    "detector_too_late_events_total",
-    "Matches older than every open window of their rule (not counted into any window).",
-    ["rule_id"],
-    registry=REGISTRY,
-)
-STATE_EVICTIONS = Counter(
-    "detector_state_evictions_total",
-    "Groups dropped because a rule reached its cap of active groups (partial windows lost).",
-    ["rule_id"],
-    registry=REGISTRY,
-)
-DUPLICATE_MATCHES = Counter(
-    "detector_duplicate_matches_total",
-    "Routed matches dropped because the state already holds them (detect-stage re-sends).",
-    registry=REGISTRY,
-)
-STATE_RESTORES = Counter(
-    "detector_state_restores_total",
-    "Partitions whose state was restored from the changelog, by outcome.",
-    ["outcome"],
-    registry=REGISTRY,
-)
-CHECKPOINT_BYTES = Histogram(
-    "detector_state_checkpoint_bytes",
-    "Size of a partition checkpoint written to the state topic.",
-    buckets=(1e3, 1e4, 1e5, 1e6, 4e6, 16e6, 32e6),
-    registry=REGISTRY,
-)
 
 #: Checkpoint section names.
 META = "meta"
@@ -306,6 +285,7 @@ class Correlator:
         self._last_observed = 0.0
         self._baseline: dict[tuple[int, str, str], int] = {}
         self.batches = 0
+        self.lag = ConsumerLag("correlate")
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -343,6 +323,8 @@ class Correlator:
                     timeout_ms=self.poll_timeout_ms, max_records=self.max_batch_records
                 )
                 self.health.progress()
+                self.lag.polled(polled)
+                await self.lag.update(self._consumer)
                 async with self._lock:
                     if polled:
                         await self._process(polled)
@@ -368,6 +350,7 @@ class Correlator:
             if state is None:  # revoked while the batch was fetched
                 continue
             newest = -math.inf
+            duplicates = state.duplicates
             for msg in messages:
                 if state.offset is not None and msg.offset < state.offset:
                     # Already reflected in the restored state: the seek on assignment can
@@ -396,6 +379,7 @@ class Correlator:
                         alerts.setdefault(alert.id, alert)
                 state.offset = msg.offset + 1
                 state.dirty = True
+            DUPLICATE_MATCHES.inc(state.duplicates - duplicates)
             if math.isfinite(newest):
                 # other units of the partition see event time move on too
                 for alert in state.advance(newest):
@@ -415,6 +399,7 @@ class Correlator:
             log.warning("batch_abandoned", stage="correlate", partitions=sorted(abandoned))
             raise
         self.batches += 1
+        BATCH_SECONDS.labels("correlate").observe(time.perf_counter() - started)
         log.info(
             "batch_processed",
             stage="correlate",

@@ -1,16 +1,46 @@
-"""Prometheus metrics of a detector process (one registry per process)."""
+"""Prometheus metrics of a detector process (one registry per process): every definition.
+
+The stages update them through the small helpers below, so what a metric means is written
+once, here. ``deploy/grafana/`` and ``deploy/prometheus/`` query exactly these names (a test
+checks it).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from detector.models import Event, RawRecord
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+# -- detect stage ------------------------------------------------------------------------
+
 RECORDS = Counter("detector_records_total", "Raw records consumed.", ["topic"], registry=REGISTRY)
-EVENTS = Counter("detector_events_total", "Normalized events.", ["family"], registry=REGISTRY)
-MATCHES = Counter(
-    "detector_rule_matches_total", "Single-event rule matches.", ["rule_id"], registry=REGISTRY
+EVENTS = Counter(
+    "detector_events_total", "Normalized events, by source family.", ["family"], registry=REGISTRY
 )
+MATCHES = Counter(
+    "detector_rule_matches_total",
+    "Single-event rule matches (before alerting, building blocks included).",
+    ["rule_id"],
+    registry=REGISTRY,
+)
+EVENT_LAG_SECONDS = Histogram(
+    "detector_event_lag_seconds",
+    "Wall-clock time minus event time when an event is evaluated.",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86400),
+    registry=REGISTRY,
+)
+
+# -- both stages -------------------------------------------------------------------------
+
 ALERTS = Counter(
     "detector_alerts_total", "Alerts made durable.", ["rule_id", "severity"], registry=REGISTRY
 )
@@ -20,19 +50,12 @@ DEAD_LETTERS = Counter(
     ["stage", "reason"],
     registry=REGISTRY,
 )
-LATE_EVENTS = Counter(
-    "detector_late_events_total", "Events older than the watermark.", registry=REGISTRY
-)
 BATCH_SECONDS = Histogram(
-    "detector_batch_seconds", "Time from poll to commit of one batch.", registry=REGISTRY
-)
-EVENT_LAG_SECONDS = Histogram(
-    "detector_event_lag_seconds",
-    "Wall-clock time minus event time when an event is evaluated.",
-    buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+    "detector_batch_seconds",
+    "Time from poll to commit (detect) or to durable alerts (correlate) of one batch.",
+    ["stage"],
     registry=REGISTRY,
 )
-STATE_GROUPS = Gauge("detector_state_groups", "Active correlation groups.", registry=REGISTRY)
 SINK_RETRIES = Counter(
     "detector_sink_retries_total",
     "Sink write attempts that failed and were retried.",
@@ -45,3 +68,127 @@ NOTIFY_FAILURES = Counter(
     ["sink"],
     registry=REGISTRY,
 )
+CONSUMER_LAG_RECORDS = Gauge(
+    "detector_consumer_lag_records",
+    "Records between the consumer's position and the end of the partition.",
+    ["stage", "topic", "partition"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "detector_consumer_lag_seconds",
+    "Age of the last record consumed from the partition while records remain behind it "
+    "(0 when caught up).",
+    ["stage", "topic", "partition"],
+    registry=REGISTRY,
+)
+
+# -- correlate stage ---------------------------------------------------------------------
+
+LATE_EVENTS = Counter(
+    "detector_late_events_total", "Events older than the watermark.", registry=REGISTRY
+)
+TOO_LATE_EVENTS = Counter(
+    "detector_too_late_events_total",
+    "Matches older than every open window of their rule (not counted into any window).",
+    ["rule_id"],
+    registry=REGISTRY,
+)
+STATE_GROUPS = Gauge("detector_state_groups", "Active correlation groups.", registry=REGISTRY)
+STATE_EVICTIONS = Counter(
+    "detector_state_evictions_total",
+    "Groups dropped because a rule reached its cap of active groups (partial windows lost).",
+    ["rule_id"],
+    registry=REGISTRY,
+)
+DUPLICATE_MATCHES = Counter(
+    "detector_duplicate_matches_total",
+    "Routed matches dropped because the state already holds them (detect-stage re-sends).",
+    registry=REGISTRY,
+)
+STATE_RESTORES = Counter(
+    "detector_state_restores_total",
+    "Partitions whose state was restored from the changelog, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CHECKPOINT_BYTES = Histogram(
+    "detector_state_checkpoint_bytes",
+    "Size of a partition checkpoint written to the state topic.",
+    buckets=(1e3, 1e4, 1e5, 1e6, 4e6, 16e6, 32e6),
+    registry=REGISTRY,
+)
+
+
+def observe_event(event: Event) -> None:
+    """One normalized event is evaluated: count it by family and record its lag."""
+    EVENTS.labels(event.family).inc()
+    EVENT_LAG_SECONDS.observe(max(0.0, time.time() - event.timestamp))
+
+
+class LagSource(Protocol):
+    """What :class:`ConsumerLag` reads of a Kafka consumer (aiokafka's, or the source's)."""
+
+    def assignment(self) -> set[TopicPartition]:
+        """Partitions assigned to this member."""
+        ...
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """End offset of ``partition`` as of the last fetch, None before one."""
+        ...
+
+    async def position(self, partition: TopicPartition) -> int:
+        """Offset of the next record this member will be given from ``partition``."""
+        ...
+
+
+class ConsumerLag:
+    """Consumer lag of one stage per topic and partition, in records and in seconds.
+
+    Records: the partition's high watermark minus this member's position. Seconds: how old
+    the last record consumed from the partition is while records remain behind it (an
+    upper bound of how long the next one has waited), 0 when caught up. Partitions this
+    member no longer owns stop being reported.
+    """
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self._timestamps: dict[tuple[str, int], float] = {}
+        self._reported: set[tuple[str, int]] = set()
+
+    def consumed(self, records: Iterable[RawRecord]) -> None:
+        """Remember the broker timestamp of the newest record per partition."""
+        for record in records:
+            origin = record.origin
+            if origin.topic is not None and origin.partition is not None and record.timestamp_ms:
+                self._timestamps[(origin.topic, origin.partition)] = record.timestamp_ms / 1000
+
+    def polled(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """Like :meth:`consumed` for what aiokafka's ``getmany`` returned."""
+        for tp, messages in polled.items():
+            if messages and messages[-1].timestamp:
+                self._timestamps[(tp.topic, tp.partition)] = messages[-1].timestamp / 1000
+
+    async def update(self, consumer: LagSource) -> None:
+        """Set the gauges for every partition assigned to ``consumer``."""
+        now = time.time()
+        seen: set[tuple[str, int]] = set()
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                behind = max(0, high - await consumer.position(tp))
+            except IllegalStateError:  # revoked by a rebalance meanwhile
+                continue
+            key = (tp.topic, tp.partition)
+            seen.add(key)
+            stamp = self._timestamps.get(key)
+            age = max(0.0, now - stamp) if behind and stamp is not None else 0.0
+            labels = (self.stage, tp.topic, str(tp.partition))
+            CONSUMER_LAG_RECORDS.labels(*labels).set(behind)
+            CONSUMER_LAG_SECONDS.labels(*labels).set(age)
+        for topic, partition in self._reported - seen:
+            for gauge in (CONSUMER_LAG_RECORDS, CONSUMER_LAG_SECONDS):
+                with contextlib.suppress(KeyError):  # never set for this partition
+                    gauge.remove(self.stage, topic, str(partition))
+        self._reported = seen

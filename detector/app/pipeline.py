@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from detector.app.ingest import Ingestor
+from detector.app.metrics import MATCHES, observe_event
 from detector.detect import DetectionEngine, RuleSet, alert_for_match
 from detector.detect.alerting import AlertPipeline, silent_rule_ids
 from detector.detect.correlation.routing import MatchRouter
@@ -123,7 +124,9 @@ class DetectPipeline(_Ingesting):
         newest = -math.inf
         for event in events:
             newest = max(newest, event.timestamp)
+            observe_event(event)
             for match in self.engine.evaluate(event):
+                MATCHES.labels(match.rule.id).inc()
                 if match.rule.id not in self.suppressed:
                     alert = alert_for_match(match)
                     alerts.setdefault(alert.id, alert)

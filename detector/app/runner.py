@@ -29,6 +29,7 @@ from detector.app.metrics import (
     NOTIFY_FAILURES,
     RECORDS,
     SINK_RETRIES,
+    ConsumerLag,
 )
 from detector.app.pipeline import BatchResult
 from detector.errors import AlertRejectedError, DeliveryAbandonedError, SinkError, UnavailableError
@@ -222,6 +223,7 @@ class Runner:
             stopping=lambda: self._stopping,
         )
         self.batches = 0
+        self.lag = ConsumerLag("detect")
 
     def stop(self) -> None:
         """Drain: finish and commit the current batch, then return from :meth:`run`.
@@ -246,6 +248,8 @@ class Runner:
         async for batch in self.source.batches():
             started = time.perf_counter()
             self.health.progress()
+            self.lag.consumed(batch)
+            await self.lag.update(self.source)
             if not batch:
                 continue
             for record in batch:
@@ -264,7 +268,7 @@ class Runner:
                 return
             await self._commit()
             self.batches += 1
-            BATCH_SECONDS.observe(time.perf_counter() - started)
+            BATCH_SECONDS.labels("detect").observe(time.perf_counter() - started)
             log.info(
                 "batch_committed",
                 stage="detect",

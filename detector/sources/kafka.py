@@ -129,6 +129,16 @@ class KafkaSource:
         """Partitions currently assigned to this member."""
         return set(self._consumer.assignment())
 
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """End offset of ``partition`` as of the last fetch (None before one): for lag."""
+        high: int | None = self._consumer.highwater(partition)
+        return high
+
+    async def position(self, partition: TopicPartition) -> int:
+        """Offset of the next record this member will be given from ``partition``."""
+        offset: int = await self._consumer.position(partition)
+        return offset
+
     async def close(self) -> None:
         """Leave the group and close connections; idempotent."""
         if self._started:
