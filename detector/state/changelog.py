@@ -1,4 +1,4 @@
-"""``StateStore`` on a compacted Kafka topic (the changelog of the correlate stage).
+"""Correlation state on a compacted Kafka topic (the changelog of the correlate stage).
 
 Each key holds the latest snapshot of one input partition's state; compaction keeps only
 the newest record per key, so restoring reads the topic (or the one partition a key is
