@@ -23,8 +23,10 @@ WORKDIR /src
 RUN python -m venv /opt/detector
 COPY pyproject.toml setup.py README.md ./
 COPY detector ./detector
+# Optional extras, e.g. --build-arg DETECTOR_EXTRAS='[msk]' for Amazon MSK IAM authentication.
+ARG DETECTOR_EXTRAS=""
 # The extensions are optional in setup.py, so fail here rather than ship the slower build.
-RUN /opt/detector/bin/pip install . \
+RUN /opt/detector/bin/pip install ".${DETECTOR_EXTRAS}" \
  && cd / && /opt/detector/bin/python -c "import detector.normalize as n; assert n.COMPILED, 'not compiled'" \
  && /opt/detector/bin/pip uninstall --yes pip setuptools wheel \
  && rm -rf /opt/detector/bin/activate* /opt/detector/bin/Activate.ps1

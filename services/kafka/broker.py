@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import re
 import shutil
@@ -30,6 +31,9 @@ from services.tools import Tools, resolve_classpath
 
 #: Every client listener: plaintext, SASL_SSL, SSL (mTLS), SASL_PLAINTEXT.
 SECURED_PORTS = (KAFKA_PORT, KAFKA_SASL_SSL_PORT, KAFKA_SSL_PORT, KAFKA_SASL_PLAINTEXT_PORT)
+
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class Kafka(Service):
@@ -123,28 +127,41 @@ class Kafka(Service):
             "-cp",
             cp,
         ]
+        # The SCRAM user lives in the KRaft metadata: added when storage is formatted, or
+        # once with ConfigCommand into storage formatted by an older version of this script.
+        scram_marker = self.home / "scram-user-added"
         if not (data / "meta.properties").is_file():
-            self._format(jvm, conf)
+            self._format(jvm, conf, secured.password())
+            scram_marker.touch()
         result = self.launch([*jvm, "kafka.Kafka", str(conf)], classpath, t0)
+        if scram_marker.is_file():
+            return result
         self._add_scram_user(jvm, secured.password())
-        return result
+        scram_marker.touch()
+        return dataclasses.replace(
+            result, detail=f"{result.detail}, SCRAM user added", total_s=time.monotonic() - t0
+        )
 
     def _add_scram_user(self, jvm: list[str], password: str) -> None:
         """Give the SASL user SCRAM-SHA-256/512 credentials (kept in the KRaft metadata)."""
         config_command = [*jvm, "kafka.admin.ConfigCommand", "--bootstrap-server", self.where]
         user = ["--entity-type", "users", "--entity-name", tls.SASL_USER]
-        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):  # one per request, says the broker
+        for mechanism in SCRAM_MECHANISMS:  # one per request, says the broker
             credential = f"{mechanism}=[password={password}]"
             self._tool(
                 [*config_command, "--alter", "--add-config", credential, *user],
                 f"adding the {mechanism} user",
             )
 
-    def _format(self, jvm: list[str], conf: Path) -> None:
+    def _format(self, jvm: list[str], conf: Path, password: str) -> None:
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
         say(f"kafka: formatting KRaft storage (cluster id {cluster_id})")
         tool = [*jvm, "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id]
-        self._tool([*tool, "--config", str(conf)], "storage format")
+        scram = [
+            f"--add-scram={mechanism}=[name={tls.SASL_USER},password={password}]"
+            for mechanism in SCRAM_MECHANISMS
+        ]
+        self._tool([*tool, *scram, "--config", str(conf)], "storage format")
 
     def _tool(self, cmd: list[str], what: str) -> None:
         """Run a Kafka tool to completion, its output in the broker log."""

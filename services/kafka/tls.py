@@ -1,6 +1,6 @@
-"""A throw-away CA, broker and client certificates and SASL users for the secured listeners.
+"""A throw-away CA, broker and client certificates and the SASL password of the secured listeners.
 
-Made with ``openssl`` at every broker start (nothing secret outlives the state dir): the
+Certificates are made with ``openssl`` at every broker start (nothing outlives the state dir): the
 broker serves SASL_SSL and SSL (mTLS) with a certificate for 127.0.0.1 and localhost, signed
 by a CA that only the tests trust.
 """
@@ -84,7 +84,10 @@ def _signed(name: str, subject: str, extensions: str, home: Path) -> None:
 
 
 def generate(home: Path) -> TlsFiles:
-    """Make a fresh CA, broker and client certificate and a SASL password under ``home``."""
+    """Make a fresh CA, broker and client certificate under ``home``; keep the SASL password
+    (the broker's metadata holds its SCRAM credentials) or make one the first time."""
+    files = TlsFiles(home)
+    password = files.password() if files.password_file.is_file() else secrets.token_urlsafe(18)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     _key("ca", home)
@@ -97,11 +100,10 @@ def generate(home: Path) -> TlsFiles:
         home,
     )
     _signed("client", "/CN=detector-client", "extendedKeyUsage=clientAuth\n", home)
-    files = TlsFiles(home)
     files.broker_keystore.write_text(
         (home / "broker.key").read_text() + (home / "broker.pem").read_text() + files.ca.read_text()
     )
-    files.password_file.write_text(secrets.token_urlsafe(18) + "\n")
+    files.password_file.write_text(password + "\n")
     for path in home.iterdir():
         path.chmod(0o600)
     return files
