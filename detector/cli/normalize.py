@@ -11,10 +11,11 @@ import orjson
 import typer
 
 from detector.app.ingest import Ingestor, load_schemas
+from detector.cli.options import SourceOption
 from detector.decode import DEFAULT_MAX_BYTES, DecodeLimits, read_container
 from detector.decode.avrowire import CONTAINER_MAGIC
 from detector.errors import ConfigError, DecodeError
-from detector.models import SOURCES, WIRE_FORMATS, DeadLetter, Origin, RawRecord
+from detector.models import WIRE_FORMATS, DeadLetter, Origin, RawRecord
 from detector.sources.files import (
     DEFAULT_MAX_FILE_BYTES,
     FileLimits,
@@ -35,9 +36,7 @@ def normalize(
         ),
     ],
     *,
-    source: Annotated[
-        str, typer.Option("--source", "-s", help=f"Source family: {', '.join(SOURCES)}.")
-    ] = "auto",
+    source: SourceOption = "auto",
     fmt: Annotated[
         str, typer.Option("--format", "-f", help=f"Wire format: {', '.join(WIRE_FORMATS)}.")
     ] = "json",
@@ -59,8 +58,6 @@ def normalize(
     Confluent/single-object framed message per file. Bad records never stop the run:
     they are reported as dead-letter records and the exit status stays 0.
     """
-    if source not in SOURCES:
-        raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="--source")
     if fmt not in WIRE_FORMATS:
         raise typer.BadParameter(
             f"expected one of {', '.join(WIRE_FORMATS)}", param_hint="--format"

@@ -16,9 +16,10 @@ from detector.app.ingest import Ingestor
 from detector.app.policy import effective_rules
 from detector.app.replay import ReplayResult, replay
 from detector.app.settings import load_settings
+from detector.cli.options import SourceOption
 from detector.detect import RuleSet, load_rules
 from detector.errors import ConfigError, RuleLoadError
-from detector.models import SOURCES, Alert
+from detector.models import Alert
 from detector.sinks.suppression import fold
 
 err = Console(stderr=True)
@@ -41,7 +42,7 @@ def replay_command(
         Path | None,
         typer.Option("--output", "-o", help="Write alerts as JSON lines (ECS documents) here."),
     ] = None,
-    source: Annotated[str, typer.Option(help=f"Source parser: {'|'.join(SOURCES)}.")] = "auto",
+    source: SourceOption = "auto",
     max_rows: Annotated[
         int, typer.Option(help="Alerts shown in the table (all go to --output).")
     ] = 50,
@@ -56,8 +57,6 @@ def replay_command(
     ] = None,
 ) -> None:
     """Replay rules over files in event-time order with in-memory state (no services)."""
-    if source not in SOURCES:
-        raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="--source")
     try:
         settings = load_settings(config)
         placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}

@@ -42,9 +42,9 @@ from detector.app.authoring import (
 )
 from detector.app.policy import effective_rules
 from detector.app.settings import load_settings
+from detector.cli.options import SourceOption
 from detector.detect import Explanation, RuleSet, load_rules
 from detector.errors import ConfigError
-from detector.models import SOURCES
 
 app = typer.Typer(
     help=(
@@ -483,17 +483,13 @@ def explain_command(
             "--rules", "-r", help=f"Rule files or directories to load (default {DEFAULT_RULES})."
         ),
     ] = None,
-    source: Annotated[
-        str, typer.Option("--source", "-s", help=f"Source family: {', '.join(SOURCES)}.")
-    ] = "auto",
+    source: SourceOption = "auto",
 ) -> None:
     """Show which selections and detection items of RULE matched EVENT, and why.
 
     Each item shows its field, modifiers, expected values and the event's actual value.
     Exit 0 when the rule matched, 1 when it did not, 2 on usage errors.
     """
-    if source not in SOURCES:
-        raise _usage(f"expected one of {', '.join(SOURCES)}", "--source")
     rule_paths = _existing(rules or [DEFAULT_RULES], "--rules")
     document = _read_document(event)
     try:
