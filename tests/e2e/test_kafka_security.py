@@ -190,6 +190,17 @@ def run_config(
     return config
 
 
+def run_to_exit(config: Path) -> subprocess.CompletedProcess[str]:
+    """``detector run --config config`` until it exits by itself (start-up failures)."""
+    return subprocess.run(
+        [str(DETECTOR), "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
     """Poll ``predicate`` while ``detector run`` (``proc``) lives; fail if it exits first."""
     deadline = time.monotonic() + 120
@@ -284,14 +295,7 @@ def test_security_failures_stop_detector_run_with_exit_2_and_the_cause(
             },
         },
     }[case]
-    config = run_config(tmp_path, kafka, f"fail-{uuid.uuid4().hex[:8]}")
-    proc = subprocess.run(
-        [str(DETECTOR), "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_to_exit(run_config(tmp_path, kafka, f"fail-{uuid.uuid4().hex[:8]}"))
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output[-3000:]
     assert cause in proc.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from registry_support import FakeRegistry
-from test_kafka_security import run_config, wait_for
+from test_kafka_security import run_config, run_to_exit, wait_for
 from test_service_process import _record
 
 from detector.app.ingest import load_schemas
@@ -100,3 +100,30 @@ def test_unknown_ids_resolve_through_the_registry_after_an_outage(
         "/schemas/ids/4242",
         "/schemas/types",  # the start-up check
     ]
+
+
+def test_refused_registry_credentials_stop_detector_run_with_exit_2(
+    services: object, tmp_path: Path
+) -> None:
+    """A registry that refuses the configured token stops ``detector run`` at start-up with
+    status 2, naming the setting to fix and printing no token."""
+    kafka = services.kafka
+    topic = f"avro-auth-{uuid.uuid4().hex[:8]}"
+    with FakeRegistry({}, authorization="Bearer the-right-token").running() as registry:
+        config = run_config(
+            tmp_path,
+            {
+                "bootstrap_servers": kafka,
+                "topic_formats": {topic: {"source": "cloudtrail", "format": "avro"}},
+            },
+            topic,
+            {
+                "schemas_dir": str(ROOT / "schemas"),
+                "schema_registry": {"url": registry.url, "bearer_token": "a-wrong-token"},
+            },
+        )
+        proc = run_to_exit(config)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "refused the credentials (HTTP 401)" in proc.stderr
+    assert "decode.schema_registry.username/password or bearer_token" in proc.stderr
+    assert "a-wrong-token" not in proc.stdout + proc.stderr

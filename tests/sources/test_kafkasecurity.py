@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from pydantic import ValidationError
 
-from detector.app.settings import load_settings, redacted
 from detector.errors import ConfigError
 from detector.sources.kafkasecurity import KafkaSecurityConfig, kafka_security
 from detector.sources.kafkatokens import FileTokenProvider, MskIamTokenProvider
@@ -136,18 +138,31 @@ def test_bad_ca_and_client_certificate_files_are_config_errors(tmp_path: Path) -
 
 
 def test_config_show_redacts_kafka_secrets(tmp_path: Path) -> None:
-    """``detector config show`` prints neither the SASL password nor the key password."""
+    """``detector config show`` prints neither the SASL password, the key password nor the
+    schema registry's password, and marks each as set."""
     config = tmp_path / "detector.yaml"
     config.write_text(
         "kafka:\n"
         "  security_protocol: SASL_SSL\n"
         "  tls: {key_password: key-pass-123}\n"
         "  sasl: {mechanism: PLAIN, username: api-key, password: api-secret-456}\n"
+        "decode:\n"
+        "  schema_registry: {url: 'https://sr.example', username: k, password: sr-pw-789}\n"
     )
-    shown = str(redacted(load_settings(config)))
-    assert "api-secret-456" not in shown
-    assert "key-pass-123" not in shown
-    assert "api-key" in shown
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("detector")), "config", "show", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    settings = json.loads(shown)
+    for secret_value in ("api-secret-456", "key-pass-123", "sr-pw-789"):
+        assert secret_value not in shown
+    assert settings["kafka"]["sasl"]["password"] == "**********"
+    assert settings["kafka"]["tls"]["key_password"] == "**********"
+    assert settings["decode"]["schema_registry"]["password"] == "**********"
+    assert settings["kafka"]["sasl"]["username"] == "api-key"
 
 
 async def test_file_token_provider_rereads_the_rotated_token(tmp_path: Path) -> None:
