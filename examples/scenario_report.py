@@ -1,7 +1,8 @@
 """Per-story alert report of the bundled scenario: which rules alerted on each story, and how often.
 
-Reads the alerts that ``detector replay`` wrote (JSON lines) and the scenario's ground truth, and
-prints one table per story (rule -> alerts), the expected rules that did not fire, and the alerts
+Reads the alert documents that ``detector replay`` wrote (JSON lines) and the scenario's ground
+truth, and prints one table per story (rule -> documents, and the alerts they hold when
+suppression folded several into one), the expected rules that did not fire, and the documents
 that hold an event of the benign background::
 
     detector replay --output out/alerts.jsonl examples/scenario/logs
@@ -24,26 +25,40 @@ import orjson
 TRUTH = Path(__file__).parent / "scenario" / "ground_truth.json"
 
 
+@dataclass(frozen=True)
+class AlertDoc:
+    """One alert document: its rule's title, the source event ids it names, and the number of
+    alerts it holds (more than one when suppression folded a group into it)."""
+
+    title: str
+    event_ids: Sequence[str]
+    alerts: int = 1
+
+
 @dataclass
 class StoryAlerts:
-    """The alerts of one story: count per rule title, and its expected rules that did not fire."""
+    """One story's alert documents and alerts per rule title, and its expected rules that did
+    not fire."""
 
     name: str
-    by_rule: Counter[str] = field(default_factory=Counter)
+    documents: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[str] = field(default_factory=Counter)
     missed: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return sum(self.by_rule.values())
+        """Alert documents of the story."""
+        return sum(self.documents.values())
 
 
 @dataclass
 class Report:
-    """Alerts attributed to the scenario's stories, and those touching background events."""
+    """Documents attributed to the scenario's stories, and those touching background events."""
 
     stories: list[StoryAlerts]
     background: Counter[str]
-    total: int
+    documents: int
+    alerts: int
 
     @property
     def ok(self) -> bool:
@@ -51,36 +66,49 @@ class Report:
         return not self.background and all(s.total and not s.missed for s in self.stories)
 
 
-def build_report(alerts: Iterable[tuple[str, Sequence[str]]], truth: Mapping[str, Any]) -> Report:
-    """Attribute each alert, given as ``(rule title, event ids)``, to the stories whose events it
-    names; an alert naming any event outside every story (or none) counts as background."""
+def build_report(docs: Iterable[AlertDoc], truth: Mapping[str, Any]) -> Report:
+    """Attribute each document to the stories whose events it names; a document naming any
+    event outside every story (or none) counts as background."""
     stories = {name: set(story["event_ids"]) for name, story in truth["stories"].items()}
     attack = set().union(*stories.values())
     out = {name: StoryAlerts(name) for name in stories}
     background: Counter[str] = Counter()
-    total = 0
-    for title, event_ids in alerts:
-        total += 1
-        ids = set(event_ids)
+    documents = alerts = 0
+    for doc in docs:
+        documents += 1
+        alerts += doc.alerts
+        ids = set(doc.event_ids)
         if not ids or ids - attack:
-            background[title] += 1
+            background[doc.title] += 1
         for name, story_ids in stories.items():
             if ids & story_ids:
-                out[name].by_rule[title] += 1
+                out[name].documents[doc.title] += 1
+                out[name].alerts[doc.title] += doc.alerts
     for name, story in truth["stories"].items():
-        fired = out[name].by_rule
+        fired = out[name].documents
         out[name].missed = [rule for rule in story["expected_rules"] if rule not in fired]
-    return Report(list(out.values()), background, total)
+    return Report(list(out.values()), background, documents, alerts)
 
 
-def read_alerts(path: Path) -> list[tuple[str, list[str]]]:
-    """``(rule title, event ids)`` of every alert document of a replay output file."""
+def alert_docs(documents: Iterable[Mapping[str, Any]]) -> list[AlertDoc]:
+    """The :class:`AlertDoc` of each ECS alert document (as replay writes them)."""
     out = []
-    for line in path.read_bytes().splitlines():
-        if line.strip():
-            doc = orjson.loads(line)
-            out.append((str(doc["rule"]["name"]), [str(i) for i in doc["event"]["reference"]]))
+    for doc in documents:
+        suppression = doc.get("kibana", {}).get("alert", {}).get("suppression", {})
+        out.append(
+            AlertDoc(
+                str(doc["rule"]["name"]),
+                [str(i) for i in doc["event"]["reference"]],
+                1 + int(suppression.get("docs_count", 0)),
+            )
+        )
     return out
+
+
+def read_alerts(path: Path) -> list[AlertDoc]:
+    """The documents of a replay output file."""
+    lines = path.read_bytes().splitlines()
+    return alert_docs(orjson.loads(line) for line in lines if line.strip())
 
 
 def format_report(report: Report) -> str:
@@ -88,18 +116,24 @@ def format_report(report: Report) -> str:
     lines = []
     for story in report.stories:
         state = "MISSED" if not story.total else "detected"
-        lines.append(f"{story.name}: {story.total} alert(s), {len(story.by_rule)} rule(s), {state}")
-        width = max((len(rule) for rule in story.by_rule), default=0)
-        for rule, count in sorted(story.by_rule.items()):
-            lines.append(f"  {rule:<{width}}  {count:>3}")
+        lines.append(
+            f"{story.name}: {story.total} document(s), {sum(story.alerts.values())} alert(s), "
+            f"{len(story.documents)} rule(s), {state}"
+        )
+        width = max((len(rule) for rule in story.documents), default=0)
+        for rule, count in sorted(story.documents.items()):
+            folded = story.alerts[rule]
+            held = f"  ({folded} alerts)" if folded != count else ""
+            lines.append(f"  {rule:<{width}}  {count:>3}{held}")
         for rule in story.missed:
             lines.append(f"  expected but did not fire: {rule}")
-    lines.append(f"background: {sum(report.background.values())} alert(s)")
+    lines.append(f"background: {sum(report.background.values())} document(s)")
     for rule, count in sorted(report.background.items()):
         lines.append(f"  {rule}  {count}")
     detected = sum(1 for s in report.stories if s.total)
     lines.append(
-        f"total: {report.total} alert(s); {detected} of {len(report.stories)} stories detected"
+        f"total: {report.documents} document(s) holding {report.alerts} alert(s); "
+        f"{detected} of {len(report.stories)} stories detected"
     )
     return "\n".join(lines)
 

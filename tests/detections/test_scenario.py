@@ -15,8 +15,11 @@ from typing import Any
 import orjson
 
 from detector.app.authoring.cases import detect_all, normalize_all
+from detector.app.policy import effective_rules
+from detector.app.settings import RulesConfig, SuppressionConfig
 from detector.detect import load_rules
 from detector.models import FAMILIES, Alert, Event
+from detector.sinks.suppression import fold
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "examples" / "scenario"
@@ -110,34 +113,71 @@ def _generator() -> ModuleType:
     return _example("generate_scenario")
 
 
+def _report() -> ModuleType:
+    return _example("scenario_report")
+
+
 def test_report_attributes_every_alert_to_its_story() -> None:
-    """The per-story report finds every story detected with all its expected rules, no alert on
-    the background, and per-story counts that add up to the alerts raised."""
-    report = _example("scenario_report").build_report(
-        [(a.rule.title, a.event_ids) for a in alerts()], truth()
-    )
-    assert report.ok, _example("scenario_report").format_report(report)
-    assert report.total == len(alerts())
+    """The per-story report of the pack's alerts (one document each, as replay writes them
+    without suppression) finds every story detected with all its expected rules and no
+    document on the background."""
+    report = _report().build_report(_report().alert_docs(fold(alerts())), truth())
+    assert report.ok, _report().format_report(report)
+    assert report.documents == report.alerts == len(alerts())
     assert [s.name for s in report.stories] == list(truth()["stories"])
 
 
+#: Story and rule that keep two documents under suppression by user.name: two principals
+#: (the sprayed IAM user, later the root user) each sign in without MFA from outside.
+TWO_PRINCIPALS = {
+    ("console_and_secrets_sweep", "Console Login Without MFA From Outside The Office Network")
+}
+
+
+def test_suppressed_scenario_gives_one_document_per_rule_and_story() -> None:
+    """With the default rules (both packs, shipped tuning) and suppression as scripts/demo and
+    docker-compose run it (user.name, one hour), every story is detected, nothing fires on
+    the background, and each story holds at most one document per rule (two where two
+    principals act), fewer documents than alerts."""
+    config = RulesConfig(suppression=SuppressionConfig(enabled=True, group_by=["user.name"]))
+    loaded = load_rules([ROOT / p for p in config.paths])
+    effective, _ = effective_rules(config, loaded)
+    raised = detect_all(effective.ruleset, events())
+    report = _report().build_report(_report().alert_docs(fold(raised)), truth())
+    assert report.ok, _report().format_report(report)
+    repeated = {
+        (story.name, rule): count
+        for story in report.stories
+        for rule, count in story.documents.items()
+        if count > 1
+    }
+    assert repeated == dict.fromkeys(TWO_PRINCIPALS, 2), repeated
+    assert report.alerts == len(raised) > report.documents
+
+
 def test_report_command_flags_a_missed_story_and_background(tmp_path: Path, capsys: Any) -> None:
-    """Given replay output that names one story's event and one background event, the report
-    prints the other stories as missed, lists the background alert, and exits 1."""
+    """Given replay output that names one story's event (a document folding three alerts) and
+    one background event, the report prints the other stories as missed, lists the
+    background document, and exits 1."""
     stories = truth()["stories"]
     first = next(iter(stories))
     background = next(e.id for e in events() if e.id not in attack_ids())
     docs = [
-        {"rule": {"name": "Some Rule"}, "event": {"reference": [stories[first]["event_ids"][0]]}},
+        {
+            "rule": {"name": "Some Rule"},
+            "event": {"reference": [stories[first]["event_ids"][0]]},
+            "kibana": {"alert": {"suppression": {"docs_count": 2}}},
+        },
         {"rule": {"name": "Noisy Rule"}, "event": {"reference": [background]}},
     ]
     path = tmp_path / "alerts.jsonl"
     path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
-    assert _example("scenario_report").main([str(path)]) == 1
+    assert _report().main([str(path)]) == 1
     out = capsys.readouterr().out
-    assert f"{first}: 1 alert(s), 1 rule(s), detected" in out
+    assert f"{first}: 1 document(s), 3 alert(s), 1 rule(s), detected" in out
+    assert "Some Rule    1  (3 alerts)" in out
     assert "MISSED" in out and "Noisy Rule  1" in out
-    assert f"total: 2 alert(s); 1 of {len(stories)} stories detected" in out
+    assert f"total: 2 document(s) holding 4 alert(s); 1 of {len(stories)} stories detected" in out
 
 
 def test_generator_reproduces_the_committed_files(tmp_path: Path) -> None:
