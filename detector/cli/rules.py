@@ -44,6 +44,7 @@ from detector.app.policy import effective_rules
 from detector.app.settings import load_settings
 from detector.cli.options import SourceOption
 from detector.detect import Explanation, RuleSet, load_rules
+from detector.detect.policy import EffectivePolicy
 from detector.errors import ConfigError
 
 app = typer.Typer(
@@ -80,6 +81,37 @@ RulePaths = Annotated[
         metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
     ),
 ]
+
+
+#: ``--config``: the settings whose ``rules`` section decides which rules run.
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings file whose rules section (paths, placeholders, exceptions, "
+        "disabled, min_level, statuses, level_overrides) decides each rule's state.",
+    ),
+]
+
+
+def _load_with_policy(
+    paths: list[Path] | None, config: Path | None
+) -> tuple[RuleSet, EffectivePolicy]:
+    """The rules of ``paths`` (default: the settings' ``rules.paths``) and the rule policy
+    of the settings applied to them, as ``detector run`` would; warnings go to stderr."""
+    try:
+        settings = load_settings(config)
+        targets = _existing(paths or settings.rules.paths, "DIR")
+        placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
+        ruleset = load_rules(targets, placeholders=placeholders)
+        effective, warnings = effective_rules(settings.rules, ruleset)
+    except ConfigError as exc:
+        err.print(f"error: {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    for warning in warnings:
+        err.print(f"[yellow]warning[/yellow] {escape(str(warning))}")
+    return ruleset, effective
 
 
 def _usage(message: str, hint: str | None = None) -> typer.BadParameter:
@@ -165,15 +197,7 @@ def validate_command(
 def list_command(
     paths: RulePaths = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="Settings file whose rules section (paths, placeholders, exceptions, "
-            "disabled, min_level, statuses, level_overrides) decides each rule's state.",
-        ),
-    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """List the loaded rules: id, title, effective level and state, log source, type, tags.
 
@@ -183,17 +207,7 @@ def list_command(
     and the exceptions that apply. Rejected rules are not listed (their count goes to
     stderr; see ``detector rules validate``).
     """
-    try:
-        settings = load_settings(config)
-        targets = _existing(paths or settings.rules.paths, "DIR")
-        placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
-        ruleset = load_rules(targets, placeholders=placeholders)
-        effective, warnings = effective_rules(settings.rules, ruleset)
-    except ConfigError as exc:
-        err.print(f"error: {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    for warning in warnings:
-        err.print(f"[yellow]warning[/yellow] {escape(str(warning))}")
+    ruleset, effective = _load_with_policy(paths, config)
     rows = rule_rows(ruleset, effective.states)
     if fmt is Format.json:
         _json([r.to_dict() for r in rows])
@@ -519,16 +533,19 @@ def coverage_command(
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="table or json (the table, on stdout).")
     ] = Format.table,
+    config: ConfigOption = None,
 ) -> None:
-    """Show the ATT&CK tactics and techniques the loaded rules cover, and write a layer.
+    """Show the ATT&CK tactics and techniques the rules cover, and write a layer.
 
-    Counts the rules that raise alerts (building blocks of correlations are left out) per
-    ATT&CK tactic, and writes an ATT&CK Navigator layer (format 4.5) scoring each technique
-    by its number of rules: open it in the Navigator with "Open Existing Layer".
+    Covers the rules ``detector run`` would run: those of PATHS (default: the settings'
+    ``rules.paths``) under the settings' rule policy (``--config``, ``DETECTOR_RULES__*``).
+    Counts the rules that raise alerts (disabled rules and building blocks of correlations
+    are left out) per ATT&CK tactic, and writes an ATT&CK Navigator layer (format 4.5)
+    scoring each technique by its number of rules: open it in the Navigator with "Open
+    Existing Layer".
     """
-    targets = _existing(paths or [DEFAULT_RULES], "DIR")
-    ruleset = load_rules(targets)
-    cover = coverage(ruleset)
+    ruleset, effective = _load_with_policy(paths, config)
+    cover = coverage(effective.ruleset)
     layer.parent.mkdir(parents=True, exist_ok=True)
     layer.write_text(json.dumps(navigator_layer(cover), indent=2) + "\n", encoding="utf-8")
     if fmt is Format.json:

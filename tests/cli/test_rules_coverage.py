@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from rules_helpers import BURST, ROOT, STOP_LOGGING, write
+from rules_helpers import BURST, ROOT, STOP_LOGGING, STOP_LOGGING_ID, write
 from typer.testing import CliRunner
 
 from detector.app.authoring import TACTICS, TECHNIQUES, coverage, navigator_layer
@@ -142,6 +142,19 @@ def test_coverage_table_renders_every_tactic(tmp_path: Path) -> None:
     for tactic in TACTICS.values():
         assert tactic.id in result.stdout
     assert f"1 of {len(TACTICS)} tactics covered by 1 alerting rule(s)" in result.stdout
+
+
+def test_coverage_leaves_out_rules_the_policy_disables(tmp_path: Path) -> None:
+    """Like ``detector run``, coverage applies the settings' rule policy: a disabled rule
+    covers nothing."""
+    write(tmp_path / "rules" / "stop.yml", STOP_LOGGING)
+    write(tmp_path / "rules" / "burst.yml", BURST)
+    config = write(tmp_path / "detector.yaml", f"rules:\n  disabled: [{STOP_LOGGING_ID}]\n")
+    args = ["coverage", str(tmp_path / "rules"), "-l", str(tmp_path / "l.json"), "-f", "json"]
+    result = runner.invoke(app, ["rules", *args, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    table = {row["tactic"]: row["rules"] for row in json.loads(result.stdout)["tactics"]}
+    assert (table["stealth"], table["credential-access"]) == (0, 1)
 
 
 def test_pack_layer_is_valid_and_names_only_known_techniques() -> None:
