@@ -21,13 +21,11 @@ re-emits the same alert ids (deterministic, ``op_type=create``).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -45,150 +43,14 @@ from detector.app.metrics import (
     ConsumerLag,
 )
 from detector.app.runner import Delivery, watchdog
-from detector.detect import RuleSet
-from detector.detect.correlation import CorrelationEngine, EngineStats, FirstSeenEngine
-from detector.detect.correlation.routing import MatchRouter
+from detector.detect.correlation.ordering import SourceProgress
 from detector.errors import DeliveryAbandonedError, DetectorError
-from detector.models import (
-    Alert,
-    DeadLetter,
-    Origin,
-    RoutedMatch,
-    Sink,
-    Watermark,
-    decode_matches_record,
-)
+from detector.models import Alert, DeadLetter, Origin, Sink, Watermark, decode_matches_record
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.state import Checkpoint, KafkaChangelogStore
+from detector.state.partition import EngineFactory, PartitionState
 
 log = structlog.get_logger(__name__)
-
-#: Checkpoint section names.
-META = "meta"
-FIRST_SEEN = "first_seen"
-UNIT_PREFIX = "correlation:"
-
-
-class EngineFactory:
-    """Builds the engines of one partition from the loaded rules and the router's units."""
-
-    def __init__(
-        self,
-        ruleset: RuleSet,
-        router: MatchRouter,
-        *,
-        allowed_lateness: float = 60.0,
-        max_groups_per_rule: int = 100_000,
-    ) -> None:
-        self.ruleset = ruleset
-        self.router = router
-        self.allowed_lateness = allowed_lateness
-        self.max_groups_per_rule = max_groups_per_rule
-        self._names = dict(ruleset.names)
-        self._sigma = [r.sigma for r in ruleset.rules]
-
-    def correlation_engines(self) -> dict[str, CorrelationEngine]:
-        """One engine per correlation unit (correlations connected by chaining)."""
-        return {
-            target: CorrelationEngine(
-                rules,
-                rule_ids=self._names,
-                allowed_lateness=self.allowed_lateness,
-                max_groups_per_rule=self.max_groups_per_rule,
-            )
-            for target, rules in self.router.units.items()
-        }
-
-    def first_seen_engine(self) -> FirstSeenEngine:
-        """The engine of every first-seen rule."""
-        return FirstSeenEngine(
-            self._sigma,
-            rule_ids=self._names,
-            allowed_lateness=self.allowed_lateness,
-            max_keys_per_rule=self.max_groups_per_rule,
-        )
-
-
-class PartitionState:
-    """The stateful engines of one matches-topic partition, plus what they reflect.
-
-    ``offset`` is the next input offset (every record below it is applied); ``inputs``
-    holds, per source ``topic/partition``, the ``(offset, seq)`` of the last routed match
-    applied, so a match the detect stage sends again after a restart is dropped.
-    """
-
-    def __init__(self, partition: int, factory: EngineFactory) -> None:
-        self.partition = partition
-        self.units = factory.correlation_engines()
-        self.first_seen = factory.first_seen_engine()
-        self._first_seen_ids = factory.router.first_seen_ids
-        self.inputs: dict[str, tuple[int, int]] = {}
-        self.offset: int | None = None
-        self.dirty = False
-        self.applied = 0
-        self.duplicates = 0
-        self.unknown_targets: set[str] = set()
-
-    def apply(self, routed: RoutedMatch) -> list[Alert]:
-        """Feed one routed match to its target; returns the alerts it completes."""
-        origin = routed.match.event.origin
-        if origin.topic is not None and origin.partition is not None and origin.offset is not None:
-            source = f"{origin.topic}/{origin.partition}"
-            position = (origin.offset, routed.seq)
-            last = self.inputs.get(source)
-            if last is not None and position <= last:
-                self.duplicates += 1
-                return []
-            self.inputs[source] = position
-        self.applied += 1
-        if routed.target in self._first_seen_ids:
-            return self.first_seen.process(routed.match, self.partition)
-        engine = self.units.get(routed.target)
-        if engine is None:
-            self.unknown_targets.add(routed.target)
-            return []
-        return engine.process(routed.match, self.partition)
-
-    def advance(self, event_time: float) -> list[Alert]:
-        """Move every engine's watermark to ``event_time``; alerts of windows it closes."""
-        alerts: list[Alert] = []
-        for engine in self.units.values():
-            alerts.extend(engine.advance_watermark(event_time, self.partition))
-        self.first_seen.advance_watermark(event_time, self.partition)
-        return alerts
-
-    def checkpoint(self) -> Checkpoint:
-        """Snapshots of every engine for this partition, valid up to :attr:`offset`."""
-        if self.offset is None:
-            raise ValueError("no input applied yet")
-        meta = {"inputs": {k: list(v) for k, v in self.inputs.items()}}
-        sections = {META: orjson.dumps(meta), FIRST_SEEN: self.first_seen.snapshot(self.partition)}
-        for target, engine in self.units.items():
-            sections[UNIT_PREFIX + target] = engine.snapshot(self.partition)
-        return Checkpoint(offset=self.offset, sections=sections)
-
-    def restore(self, checkpoint: Checkpoint) -> None:
-        """Load ``checkpoint``; sections of rules no longer loaded are ignored.
-
-        Raises ``ValueError`` when a section is malformed.
-        """
-        sections = checkpoint.sections
-        meta = orjson.loads(sections.get(META, b"{}"))
-        try:
-            self.inputs = {str(k): (int(v[0]), int(v[1])) for k, v in meta["inputs"].items()}
-        except (KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise ValueError(f"invalid checkpoint meta: {exc!r}") from exc
-        if FIRST_SEEN in sections:
-            self.first_seen.restore(sections[FIRST_SEEN])
-        for target, engine in self.units.items():
-            data = sections.get(UNIT_PREFIX + target)
-            if data is not None:
-                engine.restore(data)
-        self.offset = checkpoint.offset
-
-    def stats(self) -> list[EngineStats]:
-        """Statistics of every engine of the partition."""
-        return [self.first_seen.stats, *(e.stats for e in self.units.values())]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -326,8 +188,7 @@ class Correlator:
                 self.lag.polled(polled)
                 await self.lag.update(self._consumer)
                 async with self._lock:
-                    if polled:
-                        await self._process(polled)
+                    await self._process(polled)
                     await self._checkpoint()
                     self._observe()
             async with self._lock:
@@ -342,14 +203,15 @@ class Correlator:
 
     async def _process(self, polled: Mapping[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()
+        now = time.time()
         alerts: dict[str, Alert] = {}
         dead: list[DeadLetter] = []
         records = 0
+        touched: set[int] = set()
         for tp, messages in polled.items():
             state = self.states.get(tp.partition)
             if state is None:  # revoked while the batch was fetched
                 continue
-            newest = -math.inf
             duplicates = state.duplicates
             for msg in messages:
                 if state.offset is not None and msg.offset < state.offset:
@@ -357,6 +219,7 @@ class Correlator:
                     # lose a race with the fetcher's own position reset, so check here too.
                     continue
                 records += 1
+                touched.add(tp.partition)
                 try:
                     record = decode_matches_record(msg.value)
                 except ValueError as exc:
@@ -371,22 +234,26 @@ class Correlator:
                     )
                 else:
                     if isinstance(record, Watermark):
-                        got = state.advance(record.time)
+                        progress = {k: SourceProgress(*v) for k, v in record.sources.items()}
+                        state.report(progress, now)
                     else:
-                        got = state.apply(record)
-                        newest = max(newest, record.match.event.timestamp)
-                    for alert in got:
-                        alerts.setdefault(alert.id, alert)
+                        state.accept(record, now)
                 state.offset = msg.offset + 1
                 state.dirty = True
             DUPLICATE_MATCHES.inc(state.duplicates - duplicates)
-            if math.isfinite(newest):
-                # other units of the partition see event time move on too
-                for alert in state.advance(newest):
-                    alerts.setdefault(alert.id, alert)
+        # Every partition, polled or not: an idle or stale source can let the watermark
+        # move without a record.
+        for partition, state in self.states.items():
+            released = state.release()
+            if released:
+                touched.add(partition)
+            for alert in released:
+                alerts.setdefault(alert.id, alert)
             for target in state.unknown_targets:
-                log.warning("match_for_unknown_rule", target=target, partition=tp.partition)
+                log.warning("match_for_unknown_rule", target=target, partition=partition)
             state.unknown_targets.clear()
+        if not records and not alerts and not dead:
+            return
         try:
             await self.delivery.deliver(list(alerts.values()), dead)
         except BaseException:
@@ -394,7 +261,7 @@ class Correlator:
             # checkpoint of them (on the revoke or stop that follows) would skip those alerts
             # for good. Forget them; the next owner restores the last checkpoint and reads
             # the batch again, firing the same alert ids.
-            abandoned = {tp.partition for tp in polled}
+            abandoned = touched
             self._forget(abandoned)
             log.warning("batch_abandoned", stage="correlate", partitions=sorted(abandoned))
             raise
@@ -458,7 +325,7 @@ class Correlator:
                 data = stored.get(key)
                 if data is not None:
                     try:
-                        state.restore(Checkpoint.from_bytes(data))
+                        state.restore(Checkpoint.from_bytes(data), time.time())
                     except ValueError as exc:
                         # Unreadable state: start empty from the committed offset, loudly.
                         STATE_RESTORES.labels("failed").inc()

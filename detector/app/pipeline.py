@@ -25,8 +25,9 @@ from detector.models import Alert, DeadLetter, Event, RawRecord, RoutedMatch
 class BatchResult:
     """What one batch produced.
 
-    ``matches`` are the routed matches for the correlate stage (detect stage only) and
-    ``max_event_time`` the newest event time of the batch (for watermark heartbeats).
+    ``matches`` are the routed matches for the correlate stage (detect stage only),
+    ``progress`` the newest event time per source partition (``"topic/partition"``, for
+    watermark heartbeats) and ``max_event_time`` the newest of them.
     """
 
     alerts: list[Alert] = field(default_factory=list)
@@ -34,6 +35,7 @@ class BatchResult:
     events: int = 0
     matches: list[RoutedMatch] = field(default_factory=list)
     max_event_time: float | None = None
+    progress: dict[str, float] = field(default_factory=dict)
 
 
 class _Ingesting:
@@ -121,10 +123,14 @@ class DetectPipeline(_Ingesting):
         # routed matches per source record: (offset, seq) orders a source partition's
         # matches so the correlate stage can drop re-sent ones
         seqs: dict[tuple[str | None, int | None, int | None], int] = {}
-        newest = -math.inf
+        progress: dict[str, float] = {}
         for event in events:
-            newest = max(newest, event.timestamp)
             observe_event(event)
+            origin = event.origin
+            if origin.topic is not None:
+                source = f"{origin.topic}/{origin.partition}"
+                if event.timestamp > progress.get(source, -math.inf):
+                    progress[source] = event.timestamp
             for match in self.engine.evaluate(event):
                 MATCHES.labels(match.rule.id).inc()
                 if match.rule.id not in self.suppressed:
@@ -141,5 +147,6 @@ class DetectPipeline(_Ingesting):
             dead_letters=dead,
             events=len(events),
             matches=routed,
-            max_event_time=newest if math.isfinite(newest) else None,
+            max_event_time=max(progress.values(), default=None),
+            progress=progress,
         )

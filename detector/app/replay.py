@@ -68,7 +68,7 @@ def replay(
             events.extend(got)
             dead.extend(_without_value(d) for d in (*lost, *_letters(batch)))
         report("normalizing", done, len(names))
-    events.sort(key=lambda e: e.timestamp)
+    events.sort(key=lambda e: (e.timestamp, e.id))  # the order the correlate stage applies
     result = ReplayResult(dead_letters=dead, records=records, events=len(events))
     seen: set[str] = set()
     for start, chunk in _chunks(events):

@@ -32,6 +32,7 @@ from detector.app.metrics import (
     ConsumerLag,
 )
 from detector.app.pipeline import BatchResult
+from detector.app.progress import SourceTracker
 from detector.errors import AlertRejectedError, DeliveryAbandonedError, SinkError, UnavailableError
 from detector.models import Alert, DeadLetter, Origin, RawRecord, Sink
 from detector.sinks.deadletters import KafkaDeadLetterSink
@@ -190,7 +191,9 @@ class Runner:
 
     With ``matches`` (the two-stage runtime) the routed matches of each batch and a
     watermark heartbeat are produced to the matches topic before the commit; without it
-    the pipeline correlates in process (single stage).
+    the pipeline correlates in process (single stage). The heartbeat carries the progress
+    of every source partition the member owns; a partition without records for
+    ``idle_after_seconds`` that is caught up is reported idle.
     """
 
     def __init__(
@@ -204,6 +207,7 @@ class Runner:
         matches: KafkaMatchSink | None = None,
         max_backoff_seconds: float = 30.0,
         prepare: Callable[[Sequence[RawRecord]], Awaitable[None]] | None = None,
+        idle_after_seconds: float = 60.0,
     ) -> None:
         self.source = source
         # Runs before each batch is processed (schema-registry lookups); retried like a sink.
@@ -212,6 +216,7 @@ class Runner:
         self.sinks = list(sinks)
         self.deadletters = deadletters
         self.matches = matches
+        self.tracker = SourceTracker(idle_after_seconds)
         self.health = health or HealthState()
         self._stopping = False
         self.delivery = Delivery(
@@ -250,16 +255,18 @@ class Runner:
             self.health.progress()
             self.lag.consumed(batch)
             await self.lag.update(self.source)
-            if not batch:
-                continue
-            for record in batch:
-                RECORDS.labels(record.origin.topic or "").inc()
             try:
+                if not batch:
+                    # a partition may have become idle: say so, so it stops holding back
+                    await self._heartbeat()
+                    continue
+                for record in batch:
+                    RECORDS.labels(record.origin.topic or "").inc()
                 if self.prepare is not None:
                     await self.delivery.retry("schema_registry", partial(self.prepare, batch))
                 result = self.pipeline.process(batch)
                 await self.delivery.deliver(result.alerts, result.dead_letters)
-                await self._route(result)
+                await self._route(result, batch)
             except DeliveryAbandonedError as exc:
                 # Not committed: the next owner of these partitions reads the batch again.
                 log.warning(
@@ -279,16 +286,28 @@ class Runner:
                 dead_letters=len(result.dead_letters),
             )
 
-    async def _route(self, result: BatchResult) -> None:
+    async def _route(self, result: BatchResult, batch: Sequence[RawRecord]) -> None:
         """Produce the batch's routed matches, then a heartbeat, and wait for the acks."""
         matches = self.matches
         if matches is None:
             return
         if result.matches:
             await self.delivery.retry("matches", partial(matches.write, result.matches))
-        newest = result.max_event_time
-        if newest is not None:
-            await self.delivery.retry("heartbeat", partial(matches.heartbeat, newest))
+        sources = {f"{r.origin.topic}/{r.origin.partition}" for r in batch if r.origin.topic}
+        self.tracker.observe(sources, result.progress)
+        await self._heartbeat()
+
+    async def _heartbeat(self) -> None:
+        """Send the progress of every owned source partition when it changed."""
+        matches = self.matches
+        if matches is None:
+            return
+        assigned = {f"{tp.topic}/{tp.partition}" for tp in self.source.assignment()}
+        quiet = self.tracker.quiet(assigned)
+        caught_up = await self.source.caught_up(quiet) if quiet else set()
+        progress = self.tracker.progress(assigned, caught_up)
+        if self.tracker.changed(progress):
+            await self.delivery.retry("heartbeat", partial(matches.heartbeat, progress))
 
     async def _commit(self) -> None:
         try:

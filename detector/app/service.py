@@ -16,7 +16,7 @@ from typing import Literal
 
 import structlog
 
-from detector.app.correlator import Correlator, EngineFactory
+from detector.app.correlator import Correlator
 from detector.app.health import HealthServer, HealthState
 from detector.app.ingest import Ingestor, load_schemas
 from detector.app.pipeline import DetectPipeline
@@ -39,6 +39,7 @@ from detector.sources.kafkasecurity import KafkaSecurity, check_connection, kafk
 from detector.sources.schemaregistry import SchemaRegistryClient
 from detector.state import KafkaChangelogStore, TopicSpec, ensure_topics
 from detector.state.changelog import DEFAULT_MAX_BYTES
+from detector.state.partition import EngineFactory
 
 log = structlog.get_logger(__name__)
 
@@ -238,6 +239,7 @@ class Service:
             health,
             matches=matches,
             prepare=resolver.resolve if resolver is not None and resolver.stores else None,
+            idle_after_seconds=kafka.source_idle_seconds,
         )
 
     async def _build_correlate(
@@ -259,6 +261,7 @@ class Service:
             router,
             allowed_lateness=rules.allowed_lateness_seconds,
             max_groups_per_rule=rules.max_groups_per_rule,
+            stale_after_seconds=kafka.source_stale_seconds,
         )
         health = HealthState()
         self._stages.append(health)

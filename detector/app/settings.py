@@ -53,6 +53,11 @@ class KafkaConfig(KafkaSourceConfig):
     correlate_group_id: str = "detector-correlate"
     internal_replication_factor: int | None = Field(default=None, ge=1)
     state_snapshot_interval_seconds: float = Field(default=0.0, ge=0)
+    #: A caught-up source partition without records this long stops holding the watermark.
+    source_idle_seconds: float = Field(default=60.0, gt=0)
+    #: A source partition no member reported while others did for this long is skipped
+    #: (it was deleted or is no longer consumed); 0 never skips one.
+    source_stale_seconds: float = Field(default=600.0, ge=0)
 
 
 class SuppressionConfig(BaseModel):

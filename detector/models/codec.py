@@ -10,7 +10,7 @@ text, and one odd value must never stop the detect stage.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -42,10 +42,14 @@ class RoutedMatch:
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
-    """A heartbeat: the detect member ``member`` has seen events up to ``time`` (epoch s)."""
+    """A heartbeat of the detect member ``member``: for each source partition it owns
+    (``"topic/partition"``), the newest plausible event time it routed (``None``: none
+    yet) and whether that partition is idle. ``time`` is the newest of them (for logs).
+    """
 
     time: float
     member: str = ""
+    sources: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
 
 
 def _default(value: Any) -> Any:
@@ -127,7 +131,13 @@ def encode_routed(routed: RoutedMatch) -> bytes:
 def encode_watermark(mark: Watermark) -> bytes:
     """The record value of a watermark heartbeat."""
     return orjson.dumps(
-        {"v": CODEC_VERSION, "type": "watermark", "time": mark.time, "member": mark.member}
+        {
+            "v": CODEC_VERSION,
+            "type": "watermark",
+            "time": mark.time,
+            "member": mark.member,
+            "sources": {k: list(v) for k, v in mark.sources.items()},
+        }
     )
 
 
@@ -144,7 +154,11 @@ def decode_matches_record(value: bytes | None) -> RoutedMatch | Watermark:
     kind = doc.get("type")
     try:
         if kind == "watermark":
-            return Watermark(time=float(doc["time"]), member=str(doc.get("member", "")))
+            return Watermark(
+                time=float(doc["time"]),
+                member=str(doc.get("member", "")),
+                sources=_progress(doc.get("sources", {})),
+            )
         if kind == "match":
             target, key, seq = doc["target"], doc["key"], doc["seq"]
             if not isinstance(target, str) or not isinstance(key, str) or type(seq) is not int:
@@ -153,3 +167,18 @@ def decode_matches_record(value: bytes | None) -> RoutedMatch | Watermark:
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed {kind} record: {exc!r}") from exc
     raise ValueError(f"unknown record type {kind!r}")
+
+
+def _progress(raw: Any) -> dict[str, tuple[float | None, bool]]:
+    """The ``sources`` of a heartbeat; ``ValueError`` when an entry is not ``[time, idle]``."""
+    if not isinstance(raw, dict):
+        raise ValueError("heartbeat sources must be an object")
+    sources: dict[str, tuple[float | None, bool]] = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[1], bool):
+            raise ValueError(f"heartbeat source {name!r} must be [time, idle]")
+        time = entry[0]
+        if time is not None and (isinstance(time, bool) or not isinstance(time, int | float)):
+            raise ValueError(f"heartbeat source {name!r} has a time that is not a number")
+        sources[str(name)] = (None if time is None else float(time), entry[1])
+    return sources

@@ -53,7 +53,6 @@ class KafkaMatchSink:
             **(security or {}),
         )
         self._started = False
-        self._last_heartbeat = float("-inf")
 
     async def start(self) -> None:
         """Connect the producer."""
@@ -74,16 +73,13 @@ class KafkaMatchSink:
         except Exception as exc:
             raise SinkError(f"matches topic {self.topic!r} unavailable: {exc}") from exc
 
-    async def heartbeat(self, event_time: float) -> None:
-        """Tell every partition that this member has seen events up to ``event_time``.
-
-        Sent only when ``event_time`` moved forward since the last heartbeat.
-        """
-        if event_time <= self._last_heartbeat:
-            return
+    async def heartbeat(self, sources: dict[str, tuple[float | None, bool]]) -> None:
+        """Tell every partition the progress of this member's source partitions:
+        ``{"topic/partition": (newest plausible event time or None, idle)}``."""
+        newest = max((t for t, _ in sources.values() if t is not None), default=0.0)
         try:
             partitions = await self._producer.partitions_for(self.topic)
-            value = encode_watermark(Watermark(event_time, self.member))
+            value = encode_watermark(Watermark(newest, self.member, sources))
             futures = [
                 await self._producer.send(self.topic, value=value, partition=p)
                 for p in sorted(partitions)
@@ -92,7 +88,6 @@ class KafkaMatchSink:
                 await future
         except Exception as exc:
             raise SinkError(f"matches topic {self.topic!r} unavailable: {exc}") from exc
-        self._last_heartbeat = event_time
 
     async def close(self) -> None:
         """Flush and disconnect; idempotent."""

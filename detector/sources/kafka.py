@@ -6,11 +6,13 @@ the batches yielded so far is durable in the sinks (at-least-once; sinks are ide
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 from pydantic import Field
 
 from detector.errors import SourceError
@@ -138,6 +140,25 @@ class KafkaSource:
         """Offset of the next record this member will be given from ``partition``."""
         offset: int = await self._consumer.position(partition)
         return offset
+
+    async def caught_up(self, sources: Collection[str]) -> set[str]:
+        """Which of ``sources`` (``"topic/partition"``, assigned) have no record left to
+        read: the position reached the last known end offset. Unknown counts as not."""
+        done: set[str] = set()
+        for tp in self._consumer.assignment():
+            name = f"{tp.topic}/{tp.partition}"
+            if name not in sources:
+                continue
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await asyncio.wait_for(self._consumer.position(tp), timeout=1.0)
+            except (IllegalStateError, TimeoutError):
+                continue  # revoked meanwhile, or no position yet
+            if position >= high:
+                done.add(name)
+        return done
 
     async def close(self) -> None:
         """Leave the group and close connections; idempotent."""

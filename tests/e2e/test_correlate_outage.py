@@ -33,16 +33,20 @@ from test_two_stage import Running, Scenario, _record, _until
 
 from detector.app.pipeline import DetectPipeline
 from detector.detect import load_rules
-from detector.models import Origin, RawRecord, RoutedMatch, decode_matches_record
+from detector.detect.correlation.ordering import SourceProgress
+from detector.models import Origin, RawRecord, RoutedMatch, Watermark, decode_matches_record
 from detector.sinks.config import OpenSearchSinkConfig, RetryConfig, SinksConfig
 from detector.sinks.matches import record_key
 from detector.state import Checkpoint, KafkaChangelogStore
+from detector.state.partition import EngineFactory, PartitionState
 
 start = test_two_stage.start  # the fixture: services started by a test are stopped after it
 
 #: Matches per group that complete a window (``event_count >= 3`` within 10 minutes).
 COUNT = 3
 USER_FIELD = "userIdentity.userName"
+#: rules.allowed_lateness_seconds of the scenario (the default).
+LATENESS = 60.0
 
 
 class SearchProxy(LoopbackServer):
@@ -134,11 +138,12 @@ def _users_by_partition(sc: Scenario, per_partition: int) -> dict[int, list[str]
     return found
 
 
-async def _matches_topic(
-    sc: Scenario,
-) -> tuple[dict[int, int], dict[int, list[tuple[int, RoutedMatch]]]]:
-    """The end offset of every matches partition and its routed matches with their
-    offsets, in order (heartbeats left out)."""
+Records = dict[int, list[tuple[int, RoutedMatch | Watermark]]]
+
+
+async def _matches_topic(sc: Scenario) -> tuple[dict[int, int], Records]:
+    """The end offset of every matches partition and its records (routed matches and
+    heartbeats) with their offsets, in order."""
     kafka = sc.settings.kafka
     tps = [TopicPartition(kafka.matches_topic, p) for p in range(kafka.matches_partitions)]
     consumer = AIOKafkaConsumer(
@@ -149,14 +154,12 @@ async def _matches_topic(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        found: dict[int, list[tuple[int, RoutedMatch]]] = {tp.partition: [] for tp in tps}
+        found: Records = {tp.partition: [] for tp in tps}
 
         async def read() -> bool:
             for tp, messages in (await consumer.getmany(timeout_ms=200)).items():
                 for msg in messages:
-                    record = decode_matches_record(msg.value)
-                    if isinstance(record, RoutedMatch):
-                        found[tp.partition].append((msg.offset, record))
+                    found[tp.partition].append((msg.offset, decode_matches_record(msg.value)))
             positions = [await consumer.position(tp) for tp in tps]
             return all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True))
 
@@ -168,15 +171,23 @@ async def _matches_topic(
 
 async def _firing_offsets(sc: Scenario) -> dict[int, int]:
     """For each matches partition holding a complete window, the offset of the first
-    match that completes one (the ``COUNT``-th match of its group)."""
+    record whose processing fires an alert there: the match that completes a window, or
+    the heartbeat that lets the watermark pass it (the matches wait in the reorder buffer,
+    which is part of the checkpoint, until then)."""
     _, found = await _matches_topic(sc)
+    ruleset = load_rules([sc.rules])
+    factory = EngineFactory(ruleset, DetectPipeline(ruleset).router, allowed_lateness=LATENESS)
     firing: dict[int, int] = {}
-    for partition, matches in found.items():
-        seen: Counter[str] = Counter()
-        for offset, routed in matches:
-            seen[routed.key] += 1
-            if seen[routed.key] == COUNT:
-                firing.setdefault(partition, offset)
+    for partition, records in found.items():
+        state = PartitionState(partition, factory)
+        for offset, record in records:
+            if isinstance(record, Watermark):
+                state.report({k: SourceProgress(*v) for k, v in record.sources.items()}, 0.0)
+            else:
+                state.accept(record, 0.0)
+            if state.release():
+                firing[partition] = offset
+                break
     return firing
 
 
@@ -249,7 +260,8 @@ async def _routed(sc: Scenario, expected: int) -> None:
 
     async def done() -> bool:
         _, found = await _matches_topic(sc)
-        return sum(map(len, found.values())) >= expected
+        routed = [r for records in found.values() for _, r in records if isinstance(r, RoutedMatch)]
+        return len(routed) >= expected
 
     await _until(done, 30, f"the detect stage did not route {expected} matches")
 
@@ -370,6 +382,11 @@ async def test_member_lost_during_sink_outage_hands_its_windows_to_the_other_thr
 
     await sc.produce([(0, _record(u, 10 * n, n)) for n in range(COUNT - 1) for u in everyone])
     await _routed(sc, (COUNT - 1) * len(everyone))
+
+    async def partial_applied() -> bool:  # the watermark let them out of the buffer
+        return a.applied() + b.applied() == (COUNT - 1) * len(everyone)
+
+    await _until(partial_applied, 30, "the partial windows were not applied")
     await _all_committed(sc)  # the partial windows are in the changelog
     assert await sc.alerts() == []
 

@@ -126,6 +126,7 @@ class Scenario:
                 "state_topic": f"ts-state-{tag}",
                 "deadletter_topic": f"ts-dlq-{tag}",
                 "poll_timeout_ms": 200,
+                "source_idle_seconds": 1,
             },
             rules={"paths": [str(self.rules)]},
             sinks={"opensearch": {"hosts": [services.search_url], "index": self.index}},

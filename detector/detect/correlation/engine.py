@@ -192,6 +192,17 @@ class CorrelationEngine:
                 self._feed(part, (ci, ri), source, alerts, event.id)
         return alerts
 
+    def reject_too_late(self, match: Match, partition: int = 0) -> None:
+        """Count ``match`` as too late for every correlation that listens to its rule.
+
+        The correlate stage calls this for a match the watermark already passed: fed now,
+        out of event-time order, it could cut a window at another event than replay.
+        """
+        part = self._partition(partition)
+        for ci, _ in self._listeners.get(match.rule.id, ()):
+            part.counters["too_late_events"][ci] += 1
+            self._too_late.append((self.specs[ci].info.id, match.event.id, match.event.timestamp))
+
     def advance_watermark(self, event_time: float, partition: int = 0) -> list[Alert]:
         """Note that an event of time ``event_time`` was seen; closes windows it passes."""
         return self._advance(self._partition(partition), event_time)

@@ -202,23 +202,46 @@ class FirstSeenEngine:
         return part
 
     def process(self, match: Match, partition: int = 0) -> list[Alert]:
-        """Feed one match; returns an alert when its term is new for its key."""
+        """Feed one match; returns an alert when its term is new for its key.
+
+        A match older than the watermark minus the rule's timespan is too late: its term
+        is learned (a later event with it is not "first seen") but it raises no alert,
+        because an earlier event may already have fired for the same term.
+        """
         event = match.event
         part = self._partition(partition)
         self._advance(part, event.timestamp)
         ci = self._index.get(match.rule.id)
         if ci is None:
             return []
+        watermark = part.max_time - self.allowed_lateness
+        if event.timestamp < watermark - self.specs[ci].timespan:
+            self.learn(match, partition)
+            return []
+        if event.timestamp < watermark:
+            part.counters["late_events"][ci] += 1
+        return self._decide(part, ci, match, alerting=True)
+
+    def learn(self, match: Match, partition: int = 0) -> None:
+        """Remember ``match``'s term without alerting, counted as too late.
+
+        The policy for a match that arrives after the watermark passed it: out of order,
+        it cannot decide "first" the way replay does, but it must not be lost either.
+        """
+        ci = self._index.get(match.rule.id)
+        if ci is None:
+            return
+        part = self._partition(partition)
+        part.counters["too_late_events"][ci] += 1
+        self._too_late.append((self.specs[ci].info.id, match.event.id, match.event.timestamp))
+        self._decide(part, ci, match, alerting=False)
+
+    def _decide(self, part: _Partition, ci: int, match: Match, *, alerting: bool) -> list[Alert]:
+        """Record the term of ``match`` for rule ``ci``; its alert when new and alerting."""
+        event = match.event
         spec = self.specs[ci]
         counters = part.counters
         t = event.timestamp
-        watermark = part.max_time - self.allowed_lateness
-        if t < watermark - spec.timespan:
-            counters["too_late_events"][ci] += 1
-            self._too_late.append((spec.info.id, event.id, t))
-            return []
-        if t < watermark:
-            counters["late_events"][ci] += 1
         values: list[str] = []
         for name in spec.group_by + spec.fields:
             text = key_text(resolve_field(event.raw, event.ecs, name, ecs_first=spec.ecs_first))
@@ -244,7 +267,7 @@ class FirstSeenEngine:
         if part.learn_until[ci] is None:
             part.learn_until[ci] = t + spec.learn
         learning = spec.learn > 0 and t < (part.learn_until[ci] or 0.0)
-        if (last is not None and t - last <= spec.timespan) or learning:
+        if (last is not None and t - last <= spec.timespan) or learning or not alerting:
             return []
         counters["alerts"][ci] += 1
         return [self._alert(spec, key, match)]

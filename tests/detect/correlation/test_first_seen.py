@@ -106,14 +106,26 @@ def test_state_is_bounded_expires_and_counts_evictions() -> None:
     assert eng.stats.rules["0f000000-0000-4000-8000-000000000001"].active_groups == 0
 
 
-def test_too_late_candidates_are_counted_not_judged() -> None:
-    """A candidate older than watermark - timespan cannot be judged and is reported."""
+def test_too_late_candidates_are_learned_without_alerting() -> None:
+    """A candidate older than watermark - timespan raises no alert and is counted, but its
+    term is learned: the same term 30 days later is known, as in an in-order replay."""
     eng, rule = _engine(allowed_lateness=60)
     eng.process(_pull(rule, 40 * DAY, "u", "10.0.0.1"))
     assert eng.process(_pull(rule, 9 * DAY, "u", "10.0.0.9")) == []
     assert eng.stats.too_late_events == 1
-    assert len(eng.process(_pull(rule, 39 * DAY, "u", "10.0.0.9"))) == 1
+    assert eng.process(_pull(rule, 39 * DAY, "u", "10.0.0.9")) == []
     assert eng.stats.late_events == 1
+    assert len(eng.process(_pull(rule, 39 * DAY, "u", "10.0.0.7"))) == 1
+
+
+def test_learn_remembers_a_term_without_alerting() -> None:
+    """``learn`` (the correlate stage's too-late policy) counts the match as too late and
+    makes its term known, so the next event with it is not first seen."""
+    eng, rule = _engine(allowed_lateness=0)
+    eng.learn(_pull(rule, DAY, "u", "10.0.0.9"))
+    assert eng.stats.too_late_events == 1
+    assert eng.process(_pull(rule, 2 * DAY, "u", "10.0.0.9")) == []
+    assert len(eng.process(_pull(rule, 2 * DAY, "u", "10.0.0.8"))) == 1
 
 
 def test_snapshot_restore_round_trips() -> None:

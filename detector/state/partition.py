@@ -1,0 +1,219 @@
+"""The state of one matches-topic partition of the correlate stage, free of Kafka I/O.
+
+A :class:`PartitionState` holds one :class:`CorrelationEngine` per correlation unit and
+one :class:`FirstSeenEngine`, the duplicate filter, the per-source watermark
+(:class:`StreamClock`) and the reorder buffer (:class:`PendingMatches`). Routed matches
+wait in the buffer until the watermark passes them and are then applied in event-time
+order, so the alerts equal those of an in-order replay whatever the arrival order.
+Everything, the buffer included, goes into the :class:`Checkpoint`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from detector.detect import RuleSet
+from detector.detect.correlation import CorrelationEngine, EngineStats, FirstSeenEngine
+from detector.detect.correlation.ordering import PendingMatches, SourceProgress, StreamClock
+from detector.detect.correlation.routing import MatchRouter
+from detector.models import Alert, RoutedMatch
+from detector.state.checkpoint import Checkpoint
+
+#: Checkpoint section names.
+META = "meta"
+PENDING = "pending"
+FIRST_SEEN = "first_seen"
+UNIT_PREFIX = "correlation:"
+
+
+class EngineFactory:
+    """Builds the engines of one partition from the loaded rules and the router's units.
+
+    ``stale_after_seconds`` (wall clock, 0: never) lets a source partition that no detect
+    member has reported for that long stop holding the watermark back.
+    """
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        router: MatchRouter,
+        *,
+        allowed_lateness: float = 60.0,
+        max_groups_per_rule: int = 100_000,
+        stale_after_seconds: float = 0.0,
+    ) -> None:
+        self.ruleset = ruleset
+        self.router = router
+        self.allowed_lateness = allowed_lateness
+        self.max_groups_per_rule = max_groups_per_rule
+        self.stale_after_seconds = stale_after_seconds
+        self._names = dict(ruleset.names)
+        self._sigma = [r.sigma for r in ruleset.rules]
+
+    def correlation_engines(self) -> dict[str, CorrelationEngine]:
+        """One engine per correlation unit (correlations connected by chaining)."""
+        return {
+            target: CorrelationEngine(
+                rules,
+                rule_ids=self._names,
+                allowed_lateness=self.allowed_lateness,
+                max_groups_per_rule=self.max_groups_per_rule,
+            )
+            for target, rules in self.router.units.items()
+        }
+
+    def first_seen_engine(self) -> FirstSeenEngine:
+        """The engine of every first-seen rule."""
+        return FirstSeenEngine(
+            self._sigma,
+            rule_ids=self._names,
+            allowed_lateness=self.allowed_lateness,
+            max_keys_per_rule=self.max_groups_per_rule,
+        )
+
+    def clock(self) -> StreamClock:
+        """The per-source watermark of one partition."""
+        return StreamClock(self.allowed_lateness, stale_after=self.stale_after_seconds)
+
+
+def source_name(routed: RoutedMatch) -> str | None:
+    """``topic/partition`` of the source record a match came from, if it came from Kafka."""
+    origin = routed.match.event.origin
+    if origin.topic is None or origin.partition is None:
+        return None
+    return f"{origin.topic}/{origin.partition}"
+
+
+class PartitionState:
+    """The stateful engines of one matches-topic partition, plus what they reflect.
+
+    ``offset`` is the next input offset (every record below it is in the state);
+    ``inputs`` holds, per source ``topic/partition``, the ``(offset, seq)`` of the last
+    routed match accepted, so a match the detect stage sends again is dropped.
+    """
+
+    def __init__(self, partition: int, factory: EngineFactory) -> None:
+        self.partition = partition
+        self.units = factory.correlation_engines()
+        self.first_seen = factory.first_seen_engine()
+        self.clock = factory.clock()
+        self.pending = PendingMatches()
+        self._engine_time = -math.inf
+        self._first_seen_ids = factory.router.first_seen_ids
+        self.inputs: dict[str, tuple[int, int]] = {}
+        self.offset: int | None = None
+        self.dirty = False
+        self.applied = 0
+        self.duplicates = 0
+        self.too_late = 0
+        self.unknown_targets: set[str] = set()
+
+    def accept(self, routed: RoutedMatch, now: float) -> None:
+        """Take one routed match: drop it if already held, else buffer it until the
+        watermark passes it. A match the watermark already passed is too late: first-seen
+        learns its term without alerting, correlations count it (see docs/runtime.md)."""
+        origin = routed.match.event.origin
+        source = source_name(routed)
+        if source is not None:
+            self.clock.heard(source, now)
+            if origin.offset is not None:
+                position = (origin.offset, routed.seq)
+                last = self.inputs.get(source)
+                if last is not None and position <= last:
+                    self.duplicates += 1
+                    return
+                self.inputs[source] = position
+        if self.pending.push(routed):
+            return
+        self.too_late += 1
+        if routed.target in self._first_seen_ids:
+            self.first_seen.learn(routed.match, self.partition)
+        elif (engine := self.units.get(routed.target)) is not None:
+            engine.reject_too_late(routed.match, self.partition)
+        else:
+            self.unknown_targets.add(routed.target)
+
+    def report(self, sources: dict[str, SourceProgress], now: float) -> None:
+        """A heartbeat: the progress of the source partitions of one detect member."""
+        for source, progress in sources.items():
+            self.clock.report(source, progress, now)
+
+    def release(self) -> list[Alert]:
+        """Apply, in event-time order, every held match the watermark has passed, then move
+        every engine's watermark there; returns the alerts this completes.
+
+        When every source is idle all held matches are applied and the engines move to the
+        newest progress, but only the watermark makes later arrivals too late: a quiet
+        source's next record may still be up to the allowed lateness older.
+        """
+        watermark = self.clock.watermark()
+        drained = self.clock.drained()
+        if drained is None and watermark <= self.pending.released:
+            return []
+        held = len(self.pending)
+        alerts: list[Alert] = []
+        for routed in self.pending.release(watermark, drain=drained is not None):
+            alerts.extend(self._apply(routed))
+        until = watermark if drained is None else drained
+        if math.isfinite(until) and (held or until > self._engine_time):
+            self._engine_time = until
+            for engine in self.units.values():
+                alerts.extend(engine.advance_watermark(until, self.partition))
+            self.first_seen.advance_watermark(until, self.partition)
+            self.dirty = True
+        return alerts
+
+    def _apply(self, routed: RoutedMatch) -> list[Alert]:
+        self.applied += 1
+        if routed.target in self._first_seen_ids:
+            return self.first_seen.process(routed.match, self.partition)
+        engine = self.units.get(routed.target)
+        if engine is None:
+            self.unknown_targets.add(routed.target)
+            return []
+        return engine.process(routed.match, self.partition)
+
+    def checkpoint(self) -> Checkpoint:
+        """Snapshots of every engine, the buffer and the clock, valid up to :attr:`offset`."""
+        if self.offset is None:
+            raise ValueError("no input applied yet")
+        meta = {
+            "inputs": {k: list(v) for k, v in self.inputs.items()},
+            "sources": self.clock.snapshot(),
+        }
+        sections = {
+            META: orjson.dumps(meta),
+            PENDING: self.pending.snapshot(),
+            FIRST_SEEN: self.first_seen.snapshot(self.partition),
+        }
+        for target, engine in self.units.items():
+            sections[UNIT_PREFIX + target] = engine.snapshot(self.partition)
+        return Checkpoint(offset=self.offset, sections=sections)
+
+    def restore(self, checkpoint: Checkpoint, now: float) -> None:
+        """Load ``checkpoint``; sections of rules no longer loaded are ignored.
+
+        Raises ``ValueError`` when a section is malformed.
+        """
+        sections = checkpoint.sections
+        meta = orjson.loads(sections.get(META, b"{}"))
+        try:
+            self.inputs = {str(k): (int(v[0]), int(v[1])) for k, v in meta["inputs"].items()}
+            self.clock.restore(meta.get("sources", {}), now)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(f"invalid checkpoint meta: {exc!r}") from exc
+        if PENDING in sections:
+            self.pending.restore(sections[PENDING])
+        if FIRST_SEEN in sections:
+            self.first_seen.restore(sections[FIRST_SEEN])
+        for target, engine in self.units.items():
+            data = sections.get(UNIT_PREFIX + target)
+            if data is not None:
+                engine.restore(data)
+        self.offset = checkpoint.offset
+
+    def stats(self) -> list[EngineStats]:
+        """Statistics of every engine of the partition."""
+        return [self.first_seen.stats, *(e.stats for e in self.units.values())]
