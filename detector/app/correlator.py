@@ -52,6 +52,9 @@ from detector.state.partition import EngineFactory, PartitionState
 
 log = structlog.get_logger(__name__)
 
+#: Baseline key of the matches a partition's buffer put back in order (late, in time).
+REORDERED = "reordered"
+
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Restores state on assignment and checkpoints on revocation (aiokafka awaits both
@@ -376,6 +379,7 @@ class Correlator:
             for rule_id, rule in stats.rules.items():
                 for name in ("late_events", "too_late_events", "evictions"):
                     self._baseline[(partition, rule_id, name)] = int(getattr(rule, name))
+        self._baseline[(partition, "", REORDERED)] = state.reordered
 
     def _observe(self, min_interval: float = 1.0) -> None:
         """Export state size and counter increases; too-late events and evictions are
@@ -386,6 +390,10 @@ class Correlator:
         self._last_observed = now
         groups = 0
         for partition, state in self.states.items():
+            reordered = state.reordered - self._baseline.get((partition, "", REORDERED), 0)
+            if reordered > 0:
+                self._baseline[(partition, "", REORDERED)] = state.reordered
+                LATE_EVENTS.inc(reordered)
             for stats in state.stats():
                 groups += stats.active_groups
                 for rule_id, rule in stats.rules.items():

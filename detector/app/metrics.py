@@ -85,7 +85,9 @@ CONSUMER_LAG_SECONDS = Gauge(
 # -- correlate stage ---------------------------------------------------------------------
 
 LATE_EVENTS = Counter(
-    "detector_late_events_total", "Events older than the watermark.", registry=REGISTRY
+    "detector_late_events_total",
+    "Matches that arrived after a newer one within the allowed lateness (put back in order).",
+    registry=REGISTRY,
 )
 TOO_LATE_EVENTS = Counter(
     "detector_too_late_events_total",

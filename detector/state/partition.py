@@ -108,6 +108,9 @@ class PartitionState:
         self.applied = 0
         self.duplicates = 0
         self.too_late = 0
+        #: Matches that arrived after a newer one but in time: the buffer put them in order.
+        self.reordered = 0
+        self._newest = -math.inf
         self.unknown_targets: set[str] = set()
 
     def accept(self, routed: RoutedMatch, now: float) -> None:
@@ -126,6 +129,10 @@ class PartitionState:
                     return
                 self.inputs[source] = position
         if self.pending.push(routed):
+            if routed.match.event.timestamp < self._newest:
+                self.reordered += 1
+            else:
+                self._newest = routed.match.event.timestamp
             return
         self.too_late += 1
         if routed.target in self._first_seen_ids:

@@ -180,12 +180,13 @@ async def test_every_declared_metric_moves(services: Any, tmp_path: Path) -> Non
                 "state_topic": f"mm-state-{tag}",
                 "deadletter_topic": f"mm-dlq-{tag}",
                 "poll_timeout_ms": 200,
+                "source_idle_seconds": 1,
             },
             rules={
                 "paths": [str(rules)],
                 "exceptions": [str(exceptions)],
                 "max_groups_per_rule": 1,
-                "allowed_lateness_seconds": 0,
+                "allowed_lateness_seconds": 60,
             },
             sinks={
                 "opensearch": {"hosts": [services.search_url], "index": f"mm-alerts-{tag}"},
@@ -225,8 +226,8 @@ async def test_every_declared_metric_moves(services: Any, tmp_path: Path) -> Non
             blocked.mkdir()
             await _until((blocked / "alerts.jsonl").is_file, "sink recovered")
             await _until(lambda: _value("detector_state_groups") > 0, "groups active")
-            # behind the watermark (bob at 300 s, no allowed lateness): dave still inside
-            # the 1 m window (late, counted), carol older than every window (too late)
+            # after bob at 300 s (60 s allowed lateness): dave at 270 s arrives late but in
+            # time (put back in order, counted late), carol at 3 s too late
             await send(orjson.dumps(_record("dave", 270)), orjson.dumps(_record("carol", 3)))
             await _until(lambda: _moved("detector_late_events", before), "late match counted")
             await _resend_first_match(services.kafka, producer, matches)
