@@ -29,6 +29,57 @@ def test_zone_index_is_kept_as_address_only(address: str) -> None:
     assert "ip" not in event.ecs.get("related", {})
 
 
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "records"
+
+
+def _fixture(family: str, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((FIXTURES / family / f"{name}.json").read_bytes())
+    return data
+
+
+def _set(record: dict[str, Any], path: str, value: str) -> dict[str, Any]:
+    *parents, last = path.split(".")
+    node = record
+    for key in parents:
+        node = node[key] if not key.isdigit() else node[int(key)]
+    node[last] = value
+    return record
+
+
+@pytest.mark.parametrize(
+    ("family", "name", "path", "value", "address"),
+    [
+        ("vault", "kv_read_request", "request.remote_address", "fe80::1%eth0", "fe80::1%eth0"),
+        ("ci", "github_git_clone_pat", "actor_ip", "fe80::1%eth0", "fe80::1%eth0"),
+        (
+            "ci",
+            "gitlab_project_deleted_api_ipv6",
+            "details.ip_address",
+            "fe80::1%en0",
+            "fe80::1%en0",
+        ),
+        (
+            "registry",
+            "distribution_delete_manifest",
+            "events.0.request.addr",
+            "[fe80::1%eth0]:50500",
+            "fe80::1%eth0",
+        ),
+    ],
+)
+def test_every_family_keeps_zoned_addresses_out_of_ip_fields(
+    family: str, name: str, path: str, value: str, address: str
+) -> None:
+    """Vault, GitHub, GitLab and Distribution records: the zoned address is in
+    ``source.address`` only."""
+    record = _set(_fixture(family, name), path, value)
+    doc = record["events"][0] if family == "registry" else record
+    event = normalize_record(doc)
+    assert event.ecs["source"]["address"] == address
+    assert "ip" not in event.ecs["source"]
+    assert "ip" not in event.ecs.get("related", {})
+
+
 def test_plain_addresses_are_still_ips() -> None:
     """Ordinary IPv4 and IPv6 addresses keep their ``source.ip``."""
     for address in ("203.0.113.7", "2001:db8::7", "fe80::1"):
