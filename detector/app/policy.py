@@ -129,7 +129,9 @@ def effective_rules(
     named = policy if "disabled" in config.model_fields_set else replace(policy, disabled=())
     warnings = policy_warnings(ruleset, named, exceptions, time.time() if now is None else now)
     defaults = suppression_defaults(config)
-    problems = suppression_errors([*(r.sigma for r in ruleset.rules), *ruleset.correlations])
+    problems = suppression_errors(
+        [*(r.sigma for r in ruleset.rules), *ruleset.correlations], defaults
+    )
     if problems:
         raise RuleLoadError(problems)
     effective = apply_policy(ruleset, policy, exceptions)

@@ -103,7 +103,7 @@ def apply_policy(
 ) -> EffectivePolicy:
     """The effective rule set under ``policy`` and ``exceptions``, with each rule's state.
 
-    Raises ``KeyError``-free: unknown ids in the policy are ignored here (see
+    Never raises: ids in the policy that name no loaded rule are ignored here (see
     :func:`unknown_references`).
     """
     policy = policy or RulePolicy()

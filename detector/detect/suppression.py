@@ -8,7 +8,9 @@ other Sigma tools ignore it)::
       window: 30m                        # Sigma timespan: 90s, 30m, 2h, 1d
 
 ``suppression: true`` takes the defaults and ``suppression: false`` turns it off for the
-rule whatever the global setting. A correlation's defaults are its own ``group-by`` and
+rule whatever the global setting. Without group-by fields (a single-event rule with
+``suppression: true`` and no ``rules.suppression.group_by``), all the rule's alerts of a
+window share one document. A correlation's defaults are its own ``group-by`` and
 ``timespan``; a single-event rule's come from the ``rules.suppression`` settings
 (:class:`SuppressionDefaults`). The alerts of one group whose times fall in one window
 (aligned on the epoch, in event time) share one document; see
@@ -79,8 +81,6 @@ def suppression_of(
     else:
         group_by = group_by if group_by is not None else defaults.group_by
         window = window if window is not None else defaults.window_seconds
-    if not group_by and not isinstance(rule, SigmaCorrelationRule):
-        raise RuleError("'suppression' of a single-event rule needs 'group_by' fields")
     return Suppression(group_by=group_by, window_seconds=window)
 
 

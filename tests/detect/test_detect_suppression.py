@@ -103,6 +103,14 @@ def test_global_defaults_cover_correlations_and_single_event_rules(ruleset: Rule
     assert _suppression(ruleset)[SWEEP] is None
 
 
+def test_suppression_true_without_fields_groups_by_rule(tmp_path: Path) -> None:
+    """A single-event rule with ``suppression: true`` and no default fields folds all its
+    alerts of a window into one document."""
+    text = RULES.replace("level: medium\n", "level: medium\nsuppression: true\n", 1)
+    rules = load_rules([write(tmp_path, "rules.yml", text)])
+    assert _suppression(rules)[READ] == Suppression(group_by=(), window_seconds=3600)
+
+
 def test_suppression_false_opts_a_rule_out(tmp_path: Path) -> None:
     """``suppression: false`` keeps a rule's alerts apart even when enabled globally."""
     text = RULES.replace("level: high\n", "level: high\nsuppression: false\n")
@@ -118,7 +126,6 @@ def test_suppression_false_opts_a_rule_out(tmp_path: Path) -> None:
         ("suppression: {group_by: [user.name], every: 1h}", "true, false or a mapping"),
         ("suppression: {group_by: [user.name], window: soon}", "is not a timespan"),
         ("suppression: {group_by: [1]}", "list of field names"),
-        ("suppression: true", "needs 'group_by' fields"),
     ],
 )
 def test_malformed_attributes_are_rule_errors(tmp_path: Path, attribute: str, problem: str) -> None:
