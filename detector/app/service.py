@@ -54,7 +54,11 @@ def load_ruleset(settings: DetectorSettings) -> RuleSet:
     reason and the other rules run; start-up stops only when no rule is left.
     """
     placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
-    ruleset = load_rules(settings.rules.paths, placeholders=placeholders)
+    ruleset = load_rules(
+        settings.rules.paths,
+        placeholders=placeholders,
+        max_file_bytes=settings.rules.max_file_bytes,
+    )
     for error in ruleset.errors:
         log.error("rule_rejected", path=error.path, line=error.line, error=str(error))
     if ruleset.errors and not ruleset.rules:

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from detector.app.sigmahq import SIGMAHQ_DISABLED, SIGMAHQ_RULES
+from detector.detect.loader import DEFAULT_MAX_RULE_FILE_BYTES
 from detector.detect.policy import Level, Status
 from detector.errors import ConfigError
 from detector.models import SourceName, WireFormat
@@ -89,6 +90,8 @@ class RulesConfig(BaseModel):
 
     paths: list[Path] = Field(default_factory=lambda: [Path("detections/rules"), SIGMAHQ_RULES])
     placeholders: dict[str, list[str]] = Field(default_factory=dict)
+    #: Rule files larger than this are rejected unread (a bad rule costs only itself).
+    max_file_bytes: int = Field(default=DEFAULT_MAX_RULE_FILE_BYTES, ge=1024)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
     max_groups_per_rule: int = Field(default=100_000, ge=1)
     exceptions: list[Path] = Field(default_factory=list)

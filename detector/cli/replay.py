@@ -60,7 +60,11 @@ def replay_command(
     try:
         settings = load_settings(config)
         placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
-        ruleset = load_rules(rules or settings.rules.paths, placeholders=placeholders)
+        ruleset = load_rules(
+            rules or settings.rules.paths,
+            placeholders=placeholders,
+            max_file_bytes=settings.rules.max_file_bytes,
+        )
         for error in ruleset.errors:
             err.print(f"[red]rejected[/red] {error}", markup=True, highlight=False)
         effective, warnings = effective_rules(settings.rules, ruleset)

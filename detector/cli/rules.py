@@ -104,7 +104,9 @@ def _load_with_policy(
         settings = load_settings(config)
         targets = _existing(paths or settings.rules.paths, "DIR")
         placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
-        ruleset = load_rules(targets, placeholders=placeholders)
+        ruleset = load_rules(
+            targets, placeholders=placeholders, max_file_bytes=settings.rules.max_file_bytes
+        )
         effective, warnings = effective_rules(settings.rules, ruleset)
     except ConfigError as exc:
         err.print(f"error: {escape(str(exc))}")

@@ -121,3 +121,19 @@ def test_rule_file_size_limit_is_configurable(tmp_path: Path) -> None:
     (error,) = load_rules([path]).errors
     assert error.path == str(path) and "over the limit" in str(error)
     assert len(load_rules([path], max_file_bytes=4 << 20).rules) == 1
+
+
+def test_rule_file_size_limit_is_a_setting(tmp_path: Path) -> None:
+    """``rules.max_file_bytes`` raises the limit for the service and for ``replay``."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "big.yml").write_text(big_rule(2 << 20))
+    settings = DetectorSettings(rules={"paths": [rules], "max_file_bytes": 4 << 20})
+    assert len(load_ruleset(settings).rules) == 1
+    config = tmp_path / "detector.yaml"
+    config.write_text(f"rules:\n  paths: [{rules}]\n  max_file_bytes: {4 << 20}\n")
+    out = tmp_path / "alerts.jsonl"
+    run = run_cli(tmp_path, "replay", "-c", str(config), "-o", str(out), str(_events(tmp_path)))
+    assert run.code == 0, run.stderr.decode()[-2000:]
+    assert b"rejected" not in run.stderr
+    assert len(out.read_bytes().splitlines()) == 3
