@@ -59,8 +59,15 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
     async def token(self) -> str:
         """A valid token, signed again when the cached one is about to expire."""
         if time.time() >= self._expires_at - _REFRESH_MARGIN_SECONDS:
-            token, expiry_ms = await asyncio.to_thread(
-                self._signer.generate_auth_token, self.region
-            )
+            try:
+                token, expiry_ms = await asyncio.to_thread(
+                    self._signer.generate_auth_token, self.region
+                )
+            except Exception as exc:  # botocore's credential errors share no narrower base
+                raise ConfigError(
+                    f"kafka.sasl.oauth: cannot sign an MSK IAM token ({type(exc).__name__}: "
+                    f"{exc}); give the process AWS credentials (IAM role, web identity or "
+                    "environment) allowed to kafka-cluster:Connect"
+                ) from exc
             self._token, self._expires_at = str(token), int(expiry_ms) / 1000.0
         return self._token

@@ -196,3 +196,19 @@ async def test_msk_iam_provider_signs_a_connect_token(monkeypatch: pytest.Monkey
     assert query["Action"] == ["kafka-cluster:Connect"]
     assert query["X-Amz-Credential"][0].startswith("AKIDEXAMPLE/")
     assert await provider.token() == token
+
+
+async def test_msk_iam_without_credentials_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without any AWS credentials the provider raises a ConfigError that says what the
+    process needs, which the start-up check reports with exit 2."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
+    with pytest.raises(ConfigError, match="cannot sign an MSK IAM token"):
+        await MskIamTokenProvider("eu-west-1").token()
