@@ -53,8 +53,9 @@ async def test_sixty_matches_in_one_window_are_one_document_in_replay_and_stream
     services: Any, tmp_path: Path, start: Callable[..., Awaitable[Running]]
 ) -> None:
     """Replay of 60 matching records stores one suppressed document counting the other
-    19 alerts; the two-stage pipeline fed the same records, stopped and restarted half
-    way, stores the same document (same id and content), and nothing else."""
+    19 alerts; the two-stage pipeline fed the same records on three source partitions,
+    stopped and restarted half way, stores the same document (same id and content), and
+    nothing else."""
     sc = Scenario(services, tmp_path, op="gte", count=3, timespan="10m")
     rules = sc.rules / "rules.yml"
     rules.write_text(rules.read_text() + "suppression: true\n")
@@ -86,12 +87,11 @@ async def test_sixty_matches_in_one_window_are_one_document_in_replay_and_stream
         next(d for d in fold(result.alerts) if d["rule"]["id"] == sc.corr_id)
     )
 
-    # Streaming: half the records, a drained stop, a new process, the other half. One
-    # source partition keeps the event order, so the correlation emits exactly the
-    # replay's alerts whatever the runtime's ordering across partitions.
-    await sc.create_source(1)
+    # Streaming: half the records, a drained stop, a new process, the other half, spread
+    # over three source partitions (the correlate stage puts them back in event order).
+    await sc.create_source(3)
     first = await start(sc)
-    await sc.produce([(0, r) for r in records[: MATCHES // 2]])
+    await sc.produce([(n % 3, r) for n, r in enumerate(records[: MATCHES // 2])])
 
     async def half_applied() -> bool:
         return first.applied() == MATCHES // 2
@@ -101,7 +101,7 @@ async def test_sixty_matches_in_one_window_are_one_document_in_replay_and_stream
     before_restart = await _documents(services, sc.index, sc.corr_id)
     assert len(before_restart) == 1
     second = await start(sc)
-    await sc.produce([(0, r) for r in records[MATCHES // 2 :]])
+    await sc.produce([(n % 3, r) for n, r in enumerate(records[MATCHES // 2 :])])
 
     async def all_counted() -> bool:
         docs = await _documents(services, sc.index, sc.corr_id)
