@@ -24,6 +24,7 @@ the repository root: ``.venv/bin/python bench/bench_engine.py [--events N]
 from __future__ import annotations
 
 import argparse
+import copy
 import ipaddress
 import random
 import re
@@ -42,6 +43,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
+from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import (
     SigmaBool,
@@ -56,11 +58,16 @@ from sigma.types import (
     SpecialChars,
 )
 
-from detector.detect import DetectionEngine, RuleSet, load_rules
+from detector.app.rulepack import rule_loader
+from detector.app.settings import load_settings
+from detector.detect import DetectionEngine, RuleSet
+from detector.detect.placeholders import conversion_pipeline
 from detector.models import Event, LogSource
 
 CORPUS = Path("detections/sigmahq/aws/cloudtrail")
 PROJECT = Path("detections/rules")
+#: The example organization values the project rules' placeholders take.
+SETTINGS = Path("examples/detector.yaml")
 CLOUDTRAIL = LogSource("aws", "cloudtrail")
 
 _BENIGN_CALLS = {
@@ -298,8 +305,11 @@ def naive(node: Any) -> Check:
     return lambda d: any(rx.fullmatch(s) for s in _texts(d.get(field)))
 
 
-def naive_rule(rule: SigmaRule) -> Check:
-    """The naive closure of a whole rule (conditions OR-ed)."""
+def naive_rule(rule: SigmaRule, placeholders: ProcessingPipeline) -> Check:
+    """The naive closure of a whole rule (conditions OR-ed), its placeholders filled by
+    pySigma's own ``value_placeholders`` transformation (a copy: the engine keeps its rule)."""
+    rule = copy.deepcopy(rule)
+    placeholders.apply(rule)
     parts = [naive(c.parse()) for c in rule.detection.parsed_condition]
     return lambda d: any(p(d) for p in parts)
 
@@ -319,7 +329,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         generated_rules(Path(tmp), args.generated)
-        rules = load_rules([CORPUS, PROJECT, Path(tmp)])
+        rules = rule_loader(load_settings(SETTINGS).rules)([CORPUS, PROJECT, Path(tmp)])
     if rules.errors:
         raise SystemExit("\n".join(str(e) for e in rules.errors))
     applicable = [r for r in rules.rules if r.scope.applies(CLOUDTRAIL, "cloudtrail")]
@@ -342,7 +352,8 @@ def main() -> None:
         engine_rates.append(len(events) / (time.perf_counter() - start))
     engine_rate = max(engine_rates)
 
-    baseline = [(naive_rule(r.sigma), r.scope.ecs) for r in applicable]
+    placeholders = ProcessingPipeline.from_dict(conversion_pipeline(rules.placeholders))
+    baseline = [(naive_rule(r.sigma, placeholders), r.scope.ecs) for r in applicable]
     sample = events[: args.baseline_events]
     flats = [(flatten(ev.raw), flatten(ev.ecs)) for ev in sample]
     baseline_matches = sum(

@@ -57,6 +57,10 @@ class RuleError(DetectorError):
         super().__init__(f"{where}{message}")
 
 
+class MissingPlaceholderError(RuleError):
+    """A rule uses a placeholder (``%name%``) that the configuration gives no value."""
+
+
 class RuleLoadError(DetectorError):
     """One or more rules were rejected at load time; ``errors`` holds every one of them."""
 

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
 from path_audit import PathAudit, default_roots
 
+from detector.app.rulepack import RuleLoader, rule_loader
+from detector.app.settings import load_settings
+from detector.detect import RuleSet
+
 ROOT = Path(__file__).resolve().parent.parent
 SIGMAHQ = ROOT / "detections" / "sigmahq"
 SAMPLES = ROOT / "examples" / "samples"
+#: The example settings: the organization values the rule pack's placeholders take.
+EXAMPLE_CONFIG = ROOT / "examples" / "detector.yaml"
 
 AUDIT = PathAudit(default_roots(ROOT))
 AUDIT.install()
@@ -101,3 +108,14 @@ def sigmahq_dir() -> Path:
 def samples_dir() -> Path:
     """The vendored public sample records (``examples/samples``)."""
     return SAMPLES
+
+
+@cache
+def example_loader() -> RuleLoader:
+    """Loads rules with the placeholder values of ``examples/detector.yaml``."""
+    return rule_loader(load_settings(EXAMPLE_CONFIG).rules)
+
+
+def pack_rules(paths: Sequence[Path | str]) -> RuleSet:
+    """The rules under ``paths`` with the example organization values filled in."""
+    return example_loader()(paths)

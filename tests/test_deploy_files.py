@@ -322,11 +322,16 @@ def test_compose_topic_job_creates_every_topic() -> None:
 
 
 def test_compose_detector_environment_is_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The detector's DETECTOR_* variables validate against the real settings schema."""
-    env = _compose()["services"]["detector"]["environment"]
+    """The detector's DETECTOR_* variables validate against the real settings schema, with the
+    mounted settings file (DETECTOR_CONFIG) that gives the rule pack its placeholder values."""
+    service = _compose()["services"]["detector"]
+    env = service["environment"]
     for key, value in env.items():
         monkeypatch.setenv(key, str(value))
-    settings = load_settings()
+    mounts = dict(reversed(v.split(":")[:2]) for v in service["volumes"])
+    folder, _, name = env["DETECTOR_CONFIG"].rpartition("/")
+    settings = load_settings(ROOT / mounts[folder] / name)
+    assert settings.rules.placeholders
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.sinks.elasticsearch is not None
     assert settings.sinks.elasticsearch.hosts == ["http://elasticsearch:9200"]

@@ -61,8 +61,8 @@ def climbs(text: str) -> Iterator[tuple[int, bool, int]]:
     """Each relative climb in ``text``: (levels, anchored to a path before it, line number).
 
     ``../x`` at the start of a path is relative to the working directory (the repository
-    root for commands, the file's folder for Markdown links); ``$(dirname "$0")/..`` and
-    ``{here}/..`` are anchored to the file's own folder.
+    root for commands, the file's folder for Markdown links and YAML settings files);
+    ``$(dirname "$0")/..`` and ``{here}/..`` are anchored to the file's own folder.
     """
     for match in CLIMB.finditer(text):
         run = match.group(1) or match.group(2)
@@ -78,8 +78,13 @@ def file_climbs(text: str, rel: Path) -> list[str]:
     for levels, anchored, line in climbs("\n".join(lines)):
         if "self-contained: deliberate" in lines[line - 1]:
             continue
-        # Markdown links and anchored paths are relative to the file; commands to the root.
-        base = depth if anchored or (rel.suffix == ".md" and "](" in lines[line - 1]) else 0
+        # Relative to the file: anchored paths, Markdown links and paths in YAML settings
+        # files (detector, compose); commands run from the root.
+        relative_to_file = (rel.suffix == ".md" and "](" in lines[line - 1]) or rel.suffix in (
+            ".yml",
+            ".yaml",
+        )
+        base = depth if anchored or relative_to_file else 0
         if levels > base:
             problems.append(f"{rel}:{line}: climbs {levels} level(s) out of {rel.parent}/")
     return problems

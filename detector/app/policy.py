@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from detector.app.metrics import REGISTRY
+from detector.app.rulepack import rule_placeholders
 from detector.app.settings import RulesConfig
 from detector.app.sigmahq import SIGMAHQ_DISABLED
 from detector.detect import RuleSet
@@ -65,8 +66,7 @@ def read_exceptions(
     paths: Sequence[Path], config: RulesConfig | None = None
 ) -> list[RuleException]:
     """Compiled exceptions of ``paths``; :class:`ConfigError` listing every bad entry."""
-    placeholders = {k: tuple(v) for k, v in (config.placeholders if config else {}).items()}
-    loaded = load_exceptions(paths, placeholders)
+    loaded = load_exceptions(paths, rule_placeholders(config) if config else None)
     if loaded.errors:
         problems = "\n".join(f"  - {e}" for e in loaded.errors)
         raise ConfigError(

@@ -21,12 +21,13 @@ from detector.app.health import HealthServer, HealthState
 from detector.app.ingest import Ingestor, load_schemas
 from detector.app.pipeline import DetectPipeline
 from detector.app.policy import effective_rules, log_policy
+from detector.app.rulepack import rule_loader
 from detector.app.runner import Runner
 from detector.app.schemaresolver import SchemaResolver
 from detector.app.settings import DetectorSettings
 from detector.decode import DecodeLimits
-from detector.detect import RuleSet, load_rules
-from detector.errors import ConfigError, RuleLoadError
+from detector.detect import RuleSet
+from detector.errors import ConfigError, MissingPlaceholderError, RuleError, RuleLoadError
 from detector.models import Sink
 from detector.normalize import COMPILED
 from detector.sinks.bulk import BulkSink
@@ -51,14 +52,18 @@ def load_ruleset(settings: DetectorSettings) -> RuleSet:
     """Load the configured rules under the rule policy (exceptions, ``rules.disabled``...).
 
     A rejected rule costs only itself: it is logged (``rule_rejected``) with its file and
-    reason and the other rules run; start-up stops only when no rule is left.
+    reason and the other rules run; start-up stops only when no rule is left. A rule whose
+    placeholder has no value is a configuration gap, not a bad rule: start-up stops with
+    each one listed, unless ``rules.missing_placeholders`` is ``disable``.
     """
-    placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
-    ruleset = load_rules(
-        settings.rules.paths,
-        placeholders=placeholders,
-        max_file_bytes=settings.rules.max_file_bytes,
-    )
+    ruleset = rule_loader(settings.rules)(settings.rules.paths)
+    unfilled: list[RuleError] = [
+        e for e in ruleset.errors if isinstance(e, MissingPlaceholderError)
+    ]
+    if unfilled:
+        raise RuleLoadError(unfilled)
+    for note in ruleset.disabled:
+        log.warning("rule_disabled", path=note.path, reason=str(note))
     for error in ruleset.errors:
         log.error("rule_rejected", path=error.path, line=error.line, error=str(error))
     if ruleset.errors and not ruleset.rules:

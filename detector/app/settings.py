@@ -3,14 +3,19 @@
 Nesting uses ``__`` (``DETECTOR_KAFKA__BOOTSTRAP_SERVERS``). Precedence, highest first:
 explicit arguments, environment, the YAML file (``--config`` or ``DETECTOR_CONFIG``), defaults.
 Every adapter owns its section; validation errors are collected and reported together.
+
+A relative path written in the YAML file is relative to the file's folder, wherever
+``detector`` starts; one from the environment or a default is relative to the working
+directory. Every setting typed ``Path`` follows this rule (:func:`anchor_paths`).
 """
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,8 +79,24 @@ class SuppressionConfig(BaseModel):
     window_seconds: float = Field(default=3600.0, gt=0)
 
 
+class PlaceholderFile(BaseModel):
+    """Values of one placeholder kept in a text file (for example a mounted ConfigMap).
+
+    One value per line; blank lines and lines starting with ``#`` are skipped.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: Path
+
+
 class RulesConfig(BaseModel):
-    """The ``rules`` section: where rules live, engine options and rule policy.
+    """The ``rules`` section: where rules live, placeholder values, engine options and policy.
+
+    ``placeholders`` maps a placeholder name (``%ci_networks%`` in a rule is
+    ``ci_networks``) to its values, inline or ``{file: path}``. ``missing_placeholders``
+    says what a rule using a placeholder without values does: ``error`` (start-up fails,
+    listing each rule and placeholder) or ``disable`` (the rule is left out, with a warning).
 
     Policy (:mod:`detector.detect.policy`): ``exceptions`` files or directories of
     exceptions; ``disabled`` rule ids or names turned off; ``min_level`` and ``statuses``
@@ -88,8 +109,12 @@ class RulesConfig(BaseModel):
     replaces that list.
     """
 
+    # Account ids written as YAML numbers stay usable (quote them to keep leading zeros).
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
     paths: list[Path] = Field(default_factory=lambda: [Path("detections/rules"), SIGMAHQ_RULES])
-    placeholders: dict[str, list[str]] = Field(default_factory=dict)
+    placeholders: dict[str, list[str] | PlaceholderFile] = Field(default_factory=dict)
+    missing_placeholders: Literal["error", "disable"] = "error"
     #: Rule files larger than this are rejected unread (a bad rule costs only itself).
     max_file_bytes: int = Field(default=DEFAULT_MAX_RULE_FILE_BYTES, ge=1024)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
@@ -126,6 +151,52 @@ class LogConfig(BaseModel):
     format: Literal["json", "console"] = "json"
 
 
+def anchor_paths(annotation: Any, value: Any, base: Path) -> Any:
+    """``value`` (raw YAML data of a field typed ``annotation``) with relative paths made
+    relative to ``base``: fields typed ``Path`` at any depth (optional, in lists, dicts,
+    unions and nested models)."""
+    origin = get_origin(annotation)
+    if annotation is Path:
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            return str(base / value)
+        return value
+    if origin is Annotated:
+        return anchor_paths(get_args(annotation)[0], value, base)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if not isinstance(value, dict):
+            return value
+        fields = annotation.model_fields
+        return {
+            k: anchor_paths(fields[k].annotation, v, base) if k in fields else v
+            for k, v in value.items()
+        }
+    if origin in (Union, types.UnionType):
+        for member in get_args(annotation):
+            anchored = anchor_paths(member, value, base)
+            if anchored != value:
+                return anchored
+        return value
+    if origin in (list, tuple, set, frozenset) and isinstance(value, list):
+        return [anchor_paths(get_args(annotation)[0], v, base) for v in value]
+    if origin is dict and isinstance(value, dict):
+        return {k: anchor_paths(get_args(annotation)[1], v, base) for k, v in value.items()}
+    return value
+
+
+class _YamlFileSource(YamlConfigSettingsSource):
+    """The YAML settings file, its relative paths anchored at the file's folder."""
+
+    def __init__(self, settings_cls: type[BaseSettings], yaml_file: Path) -> None:
+        self._model = settings_cls
+        super().__init__(settings_cls, yaml_file=yaml_file)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        base = Path(str(file_path)).absolute().parent
+        anchored: dict[str, Any] = anchor_paths(self._model, data, base)
+        return anchored
+
+
 class DetectorSettings(BaseSettings):
     """All settings of a detector process."""
 
@@ -155,8 +226,8 @@ class DetectorSettings(BaseSettings):
         """Arguments, then environment, then the YAML file named in the model config."""
         yaml_file = settings_cls.model_config.get("yaml_file")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if yaml_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        if isinstance(yaml_file, str | Path):  # load_settings sets one file
+            sources.append(_YamlFileSource(settings_cls, yaml_file=Path(yaml_file)))
         return tuple(sources)
 
 

@@ -35,12 +35,13 @@ def main(
 from detector.cli import normalize as _normalize  # noqa: E402
 
 app.command("normalize")(_normalize.normalize)
+from detector.cli import config as _config  # noqa: E402
 from detector.cli import replay as _replay  # noqa: E402
 from detector.cli import service as _service  # noqa: E402
 
 app.command("replay")(_replay.replay_command)
 app.command("run")(_service.run_command)
-app.add_typer(_service.config_app, name="config")
+app.add_typer(_config.config_app, name="config")
 from detector.cli import rules as _rules  # noqa: E402
 
 app.add_typer(_rules.app, name="rules")

@@ -15,9 +15,10 @@ from rich.table import Table
 from detector.app.ingest import Ingestor
 from detector.app.policy import effective_rules
 from detector.app.replay import ReplayResult, replay
+from detector.app.rulepack import rule_loader
 from detector.app.settings import load_settings
 from detector.cli.options import SourceOption
-from detector.detect import RuleSet, load_rules
+from detector.detect import RuleSet
 from detector.errors import ConfigError, RuleLoadError
 from detector.models import Alert
 from detector.sinks.suppression import fold
@@ -51,6 +52,7 @@ def replay_command(
         typer.Option(
             "--config",
             "-c",
+            envvar="DETECTOR_CONFIG",
             help="Settings file (YAML); its rules section (paths, placeholders, exceptions, "
             "policy) applies as in 'detector run'. DETECTOR_RULES__* variables apply too.",
         ),
@@ -59,14 +61,11 @@ def replay_command(
     """Replay rules over files in event-time order with in-memory state (no services)."""
     try:
         settings = load_settings(config)
-        placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
-        ruleset = load_rules(
-            rules or settings.rules.paths,
-            placeholders=placeholders,
-            max_file_bytes=settings.rules.max_file_bytes,
-        )
+        ruleset = rule_loader(settings.rules)(rules or settings.rules.paths)
         for error in ruleset.errors:
             err.print(f"[red]rejected[/red] {error}", markup=True, highlight=False)
+        for note in ruleset.disabled:
+            err.print(f"[yellow]disabled[/yellow] {note}", markup=True, highlight=False)
         effective, warnings = effective_rules(settings.rules, ruleset)
     except (ConfigError, RuleLoadError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)

@@ -41,9 +41,11 @@ from detector.app.authoring import (
     validate,
 )
 from detector.app.policy import effective_rules
+from detector.app.rulepack import RuleLoader, placeholder_pipeline, rule_loader
 from detector.app.settings import load_settings
+from detector.cli.config import rules_settings
 from detector.cli.options import SourceOption
-from detector.detect import Explanation, RuleSet, load_rules
+from detector.detect import Explanation, RuleSet
 from detector.detect.policy import EffectivePolicy
 from detector.errors import ConfigError
 
@@ -78,7 +80,8 @@ class QueryFormat(StrEnum):
 RulePaths = Annotated[
     list[Path] | None,
     typer.Argument(
-        metavar="[DIR|FILE]...", help=f"Rule files or directories (default {DEFAULT_RULES})."
+        metavar="[DIR|FILE]...",
+        help="Rule files or directories (default: rules.paths of the settings).",
     ),
 ]
 
@@ -89,6 +92,7 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
+        envvar="DETECTOR_CONFIG",
         help="Settings file whose rules section (paths, placeholders, exceptions, "
         "disabled, min_level, statuses, level_overrides) decides each rule's state.",
     ),
@@ -103,10 +107,7 @@ def _load_with_policy(
     try:
         settings = load_settings(config)
         targets = _existing(paths or settings.rules.paths, "DIR")
-        placeholders = {k: tuple(v) for k, v in settings.rules.placeholders.items()}
-        ruleset = load_rules(
-            targets, placeholders=placeholders, max_file_bytes=settings.rules.max_file_bytes
-        )
+        ruleset = rule_loader(settings.rules)(targets)
         effective, warnings = effective_rules(settings.rules, ruleset)
     except ConfigError as exc:
         err.print(f"error: {escape(str(exc))}")
@@ -137,6 +138,18 @@ def _warn_rejected(ruleset: RuleSet) -> None:
         )
 
 
+def _rule_pack(
+    paths: list[Path] | None, config: Path | None, hint: str
+) -> tuple[list[Path], RuleLoader]:
+    """(rule paths, loader): ``paths`` or ``rules.paths``, loaded with ``rules.placeholders``."""
+    rules = rules_settings(config)
+    try:
+        loader = rule_loader(rules)
+    except ConfigError as exc:
+        raise _usage(str(exc), "--config") from None
+    return _existing(paths or rules.paths, hint), loader
+
+
 def _json(data: Any) -> None:
     """JSON on stdout, unstyled (safe to pipe)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
@@ -162,6 +175,7 @@ def validate_command(
             help="Exception file or directory to check against the rules (repeatable).",
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Report everything pySigma and the engine reject, all at once, with file:line.
 
@@ -170,8 +184,8 @@ def validate_command(
     or ones naming rules that are not loaded are warnings. Exit 1 when any rule, file or
     exception is rejected.
     """
-    targets = _existing(paths or [DEFAULT_RULES], "DIR")
-    result = validate(targets, _existing(exceptions or [], "--exceptions"))
+    targets, load = _rule_pack(paths, config, "DIR")
+    result = validate(targets, _existing(exceptions or [], "--exceptions"), load)
     if fmt is Format.json:
         _json(result.to_dict())
     else:
@@ -294,6 +308,7 @@ def test_command(
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write a JUnit XML report here.")
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run the rule test cases and show expected versus actual alerts of failing cases.
 
@@ -309,7 +324,8 @@ def test_command(
         raise _usage(f"no test cases at {tests_root}", "--tests")
     if not rules_root.exists():
         raise _usage(f"no rules at {rules_root}", "DIR")
-    report = run_rule_tests(rules_root, tests_root)
+    _, load = _rule_pack([rules_root], config, "DIR")
+    report = run_rule_tests(rules_root, tests_root, load)
     _print_report(report)
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
@@ -387,6 +403,7 @@ def convert_command(
             help="MITRE ATT&CK STIX bundle for technique names in Kibana rules (offline).",
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Convert rules to Elasticsearch queries with pySigma's Elasticsearch backend.
 
@@ -395,10 +412,10 @@ def convert_command(
     (ES|QL, EQL); otherwise they are listed as skipped with the reason. Exit 1 when a
     rule fails to convert (skipped correlations are not failures).
     """
-    targets = _existing(paths or [DEFAULT_RULES], "DIR")
+    targets, _ = _rule_pack(paths, config, "DIR")
     chosen = pipelines or ([DEFAULT_PIPELINES] if DEFAULT_PIPELINES.exists() else [])
     try:
-        pipeline = load_pipeline(chosen)
+        pipeline = placeholder_pipeline(rules_settings(config)) + load_pipeline(chosen)
     except ValueError as exc:
         raise _usage(str(exc), "--pipeline") from None
     if not chosen:
@@ -496,20 +513,21 @@ def explain_command(
     rules: Annotated[
         list[Path] | None,
         typer.Option(
-            "--rules", "-r", help=f"Rule files or directories to load (default {DEFAULT_RULES})."
+            "--rules", "-r", help="Rule files or directories to load (default: rules.paths)."
         ),
     ] = None,
     source: SourceOption = "auto",
+    config: ConfigOption = None,
 ) -> None:
     """Show which selections and detection items of RULE matched EVENT, and why.
 
     Each item shows its field, modifiers, expected values and the event's actual value.
     Exit 0 when the rule matched, 1 when it did not, 2 on usage errors.
     """
-    rule_paths = _existing(rules or [DEFAULT_RULES], "--rules")
+    rule_paths, load = _rule_pack(rules, config, "--rules")
     document = _read_document(event)
     try:
-        ruleset, key = resolve_rule(rule, rule_paths)
+        ruleset, key = resolve_rule(rule, rule_paths, load)
     except LookupError as exc:
         raise _usage(str(exc), "RULE") from None
     result = explain_record(ruleset, key, document, source)

@@ -62,7 +62,9 @@ class RuleSet:
     (``name:``) to ids, for correlation references; ``silent`` holds the ids of rules
     referenced by a correlation with ``generate: false`` (no alerts of their own);
     ``placeholders`` the ``expand`` values the rules were compiled with; ``exceptions``
-    the exceptions the engine applies to matches (see :mod:`detector.detect.policy`).
+    the exceptions the engine applies to matches (see :mod:`detector.detect.policy`);
+    ``disabled`` the rules left out on purpose (a placeholder without values,
+    ``missing_placeholders: disable``).
     """
 
     rules: tuple[CompiledRule, ...]
@@ -73,6 +75,7 @@ class RuleSet:
     silent: frozenset[str] = frozenset()
     placeholders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     exceptions: ExceptionSet = field(default_factory=ExceptionSet)
+    disabled: tuple[RuleError, ...] = ()
     _infos: Mapping[str, RuleInfo] = field(default_factory=dict, repr=False)
 
     @property

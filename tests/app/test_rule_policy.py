@@ -98,7 +98,7 @@ def test_policy_settings_from_yaml_and_environment(
     assert policy.disabled == ("rule-a", "rule-b")
     assert (policy.min_level, policy.statuses) == ("high", ("stable",))
     assert policy.level_overrides == {"a": "critical"}
-    assert load_settings(config).rules.exceptions == [Path("exc.yml")]
+    assert load_settings(config).rules.exceptions == [tmp_path / "exc.yml"]  # beside the file
     monkeypatch.setenv("DETECTOR_RULES__MIN_LEVEL", "severe")
     with pytest.raises(ConfigError, match=r"rules\.min_level"):
         load_settings(config)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import EXAMPLE_CONFIG
 from rules_helpers import (
     BURST,
     BURST_ID,
@@ -57,13 +58,34 @@ def test_validate_corpus_loads_every_rule() -> None:
 
 
 def test_validate_project_rules_exit_code_matches_problems() -> None:
-    """Over detections/rules, exit 1 iff errors are reported, and every error names its file."""
-    result = run("validate", str(DETECTIONS), "--format", "json")
+    """Over detections/rules with the example settings, exit 1 iff errors are reported, and
+    every error names its file."""
+    result = run("validate", str(DETECTIONS), "--format", "json", "--config", str(EXAMPLE_CONFIG))
     report = as_json(result)
     errors = [p for p in report["problems"] if p["severity"] == "error"]
     assert result.exit_code == (1 if errors else 0)
     assert report["loaded"] >= 40
     assert all(p["path"] for p in errors)
+
+
+def test_validate_without_placeholder_values_names_rule_and_placeholder() -> None:
+    """Without settings, every pack rule using a placeholder is an error naming its file, the
+    rule and the placeholder; with the example settings none is."""
+    result = run("validate", str(DETECTIONS), "--format", "json")
+    assert result.exit_code == 1
+    errors = [p for p in as_json(result)["problems"] if p["severity"] == "error"]
+    named = {re.search(r"placeholder %(\w+)%", p["message"]).group(1) for p in errors}  # type: ignore[union-attr]
+    assert named == {
+        "ci_networks",
+        "office_networks",
+        "internal_networks",
+        "org_accounts",
+        "github_orgs",
+        "bot_users",
+    }
+    assert all(p["path"].endswith(".yml") and "rule '" in p["message"] for p in errors)
+    ok = as_json(run("validate", str(DETECTIONS), "-f", "json", "--config", str(EXAMPLE_CONFIG)))
+    assert not any("placeholder" in p["message"] for p in ok["problems"])
 
 
 def test_validate_reports_every_problem_at_once_with_locations(tmp_path: Path) -> None:
@@ -423,7 +445,7 @@ def test_convert_kibana_over_corpus() -> None:
 def test_convert_project_rules_every_target() -> None:
     """The project's rules convert to every target without a failure (skips allowed)."""
     for target in ("lucene", "esql", "eql", "kibana"):
-        result = run("convert", "-t", target, str(DETECTIONS))
+        result = run("convert", "-t", target, str(DETECTIONS), "--config", str(EXAMPLE_CONFIG))
         assert result.exit_code == 0, (target, result.stderr[-2000:])
         assert ", 0 failed" in result.stderr
 
@@ -440,7 +462,7 @@ def test_convert_rejects_bad_target_and_pipeline(tmp_path: Path) -> None:
 def test_convert_kibana_keeps_attack_mapping_of_every_pack_rule() -> None:
     """Every pack rule tagged with an ATT&CK tactic (``attack.stealth`` and
     ``attack.defense-impairment`` included) keeps a Kibana ``threat`` entry per tactic."""
-    result = run("convert", "-t", "kibana", str(DETECTIONS))
+    result = run("convert", "-t", "kibana", str(DETECTIONS), "--config", str(EXAMPLE_CONFIG))
     assert result.exit_code == 0, result.stderr[-2000:]
     lost = []
     for rule in kibana_rules(result.stdout):

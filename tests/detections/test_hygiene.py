@@ -4,21 +4,26 @@ Checks: ids unique and UUIDs, required attributes, status/level/date values, ATT
 (known tactics, technique ids from the project's ATT&CK table), references are https URLs, names of
 files and base rules, a test file for every rule file and no orphan test file, each test
 file with a matching and a non-matching case (and, for correlation and first-seen rules, a
-case just outside the window), everything loads in the engine, and nothing duplicates the
-SigmaHQ corpus.
+case just outside the window), everything loads in the engine (with the example placeholder
+values), nothing duplicates the SigmaHQ corpus, and no organization literal is left in a rule
+(see :func:`organization_literals`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+from conftest import EXAMPLE_CONFIG, pack_rules
 
 from detector.app.authoring.attack import TACTICS, TECHNIQUES
-from detector.detect import load_rules
+from detector.app.rulepack import configured_placeholders
+from detector.app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "detections" / "rules"
@@ -65,6 +70,55 @@ _Loader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+#: Example organization values (examples/detector.yaml): none may appear in a rule.
+EXAMPLE_VALUES = sorted(
+    {v for vs in configured_placeholders(load_settings(EXAMPLE_CONFIG).rules).values() for v in vs}
+)
+#: A whole address space is not an organization value (``source.ip|cidr: 0.0.0.0/0`` = "an IPv4").
+ANY_ADDRESS = {"0.0.0.0/0", "::/0"}
+ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
+BOT_NAME = re.compile(r"\[bot\]|(?:^|[-_.])bot(?:$|[-_.])", re.IGNORECASE)
+
+
+def _detection_values(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != "condition":
+                yield from _detection_values(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _detection_values(item)
+    elif node is not None:
+        yield str(node)
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return value not in ANY_ADDRESS
+
+
+def organization_literals(text: str, docs: list[dict[str, Any]], where: str) -> list[str]:
+    """Organization values written into a rule instead of a placeholder.
+
+    In detection values: an IP address or network (other than a whole address space), a
+    12-digit number (an AWS account id), a bot account name (``...[bot]``, ``...-bot``).
+    Anywhere in the file: a value of the example settings (the ``acme`` organization, its
+    accounts, networks and bots).
+    """
+    out = []
+    for doc in docs:
+        for value in _detection_values(doc.get("detection", {})):
+            if _is_address(value) or ACCOUNT_ID.search(value) or BOT_NAME.search(value):
+                out.append(f"{where}: organization literal {value!r}: use a placeholder")
+    for value in EXAMPLE_VALUES:
+        if re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w-])", text, re.IGNORECASE):
+            out.append(f"{where}: example organization value {value!r} in the rule file")
+    return out
 
 
 def check_rule(
@@ -183,6 +237,7 @@ def collect_violations(
             continue
         for i, doc in enumerate(docs):
             problems.extend(check_rule(doc, f"{where}#{i + 1}", seen_ids, seen_names, seen_titles))
+        problems.extend(organization_literals(path.read_text(encoding="utf-8"), docs, where))
         if len(docs) > 1 and "correlation" not in docs[-1]:
             problems.append(f"{where}: a multi-document file must end with its correlation rule")
         for doc in docs[:-1]:
@@ -205,7 +260,7 @@ def collect_violations(
             f"the pack has {stateful} correlation/first-seen files, "
             f"at least {min_stateful} expected"
         )
-    loaded = load_rules([rules])
+    loaded = pack_rules([rules])
     problems.extend(f"engine: {e}" for e in loaded.errors)
     corpus_ids = {str(d.get("id")) for p in CORPUS.rglob("*.yml") for d in documents(p)}
     problems.extend(f"id {i} is a SigmaHQ corpus id" for i in set(seen_ids) & corpus_ids)
@@ -263,3 +318,45 @@ def test_hygiene_reports_every_violation_at_once(tmp_path: Path) -> None:
         "orphan test file",
     ):
         assert expected in problems, expected
+
+
+ORGANIZATION_RULE = """\
+title: Literals
+logsource:
+    product: aws
+    service: cloudtrail
+detection:
+    selection:
+        eventName: ConsoleLogin
+    filter_office:
+        sourceIPAddress|cidr: 172.16.0.0/12
+    filter_accounts:
+        userIdentity.accountId: '210987654321'
+    filter_bots:
+        userIdentity.userName:
+            - deploy-bot
+            - renovate[bot]
+    filter_any:
+        sourceIPAddress|cidr: 0.0.0.0/0
+    condition: selection and not 1 of filter_*
+description: Only acme repositories.
+"""
+
+
+def test_organization_literals_are_found() -> None:
+    """A network, an account id, bot names and an example value are each reported; the whole
+    address space, placeholders and ordinary values are not."""
+    docs = list(yaml.safe_load_all(ORGANIZATION_RULE))
+    found = organization_literals(ORGANIZATION_RULE, docs, "r.yml")
+    assert found == [
+        "r.yml: organization literal '172.16.0.0/12': use a placeholder",
+        "r.yml: organization literal '210987654321': use a placeholder",
+        "r.yml: organization literal 'deploy-bot': use a placeholder",
+        "r.yml: organization literal 'renovate[bot]': use a placeholder",
+        "r.yml: example organization value 'acme' in the rule file",
+    ]
+    clean = ORGANIZATION_RULE.replace("acme", "%github_orgs%")
+    placeholders = {
+        "detection": {"a": {"sourceIPAddress|expand": "%office_networks%"}, "condition": "a"}
+    }
+    assert organization_literals(clean, [placeholders], "r.yml") == []

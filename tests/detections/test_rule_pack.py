@@ -6,9 +6,10 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from conftest import pack_rules
 
 from detector.app.authoring.cases import TestCase, collect_cases, run_case
-from detector.detect import RuleSet, load_rules
+from detector.detect import RuleSet
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "detections" / "rules"
@@ -19,8 +20,8 @@ PAIRS, PROBLEMS = collect_cases(RULES, TESTS)
 
 @cache
 def ruleset(rule_file: Path) -> RuleSet:
-    """The rule file loaded once per session."""
-    return load_rules([rule_file])
+    """The rule file loaded once per session, with the example placeholder values."""
+    return pack_rules([rule_file])
 
 
 def test_every_rule_file_has_loadable_cases() -> None:

@@ -13,11 +13,11 @@ from types import ModuleType
 from typing import Any
 
 import orjson
+from conftest import pack_rules
 
 from detector.app.authoring.cases import detect_all, normalize_all
 from detector.app.policy import effective_rules
 from detector.app.settings import RulesConfig, SuppressionConfig
-from detector.detect import load_rules
 from detector.models import FAMILIES, Alert, Event
 from detector.sinks.suppression import fold
 
@@ -48,7 +48,7 @@ def events() -> tuple[Event, ...]:
 @cache
 def alerts() -> tuple[Alert, ...]:
     """The alerts of the project's rule pack over the whole scenario."""
-    rules = load_rules([ROOT / "detections" / "rules"])
+    rules = pack_rules([ROOT / "detections" / "rules"])
     assert not rules.errors
     return tuple(detect_all(rules, events()))
 
@@ -91,7 +91,7 @@ def test_every_story_detected_by_its_rules() -> None:
 
 def test_every_pack_rule_is_exercised_by_the_scenario() -> None:
     """Every rule of the pack that raises alerts of its own fires somewhere in the scenario."""
-    rules = load_rules([ROOT / "detections" / "rules"])
+    rules = pack_rules([ROOT / "detections" / "rules"])
     alerting = {r.info.title for r in rules.rules if r.info.id not in rules.silent}
     alerting |= {str(c.title) for c in rules.correlations}
     fired = {a.rule.title for a in alerts()}
@@ -140,7 +140,7 @@ def test_suppressed_scenario_gives_one_document_per_rule_and_story() -> None:
     the background, and each story holds at most one document per rule (two where two
     principals act), fewer documents than alerts."""
     config = RulesConfig(suppression=SuppressionConfig(enabled=True, group_by=["user.name"]))
-    loaded = load_rules([ROOT / p for p in config.paths])
+    loaded = pack_rules([ROOT / p for p in config.paths])
     effective, _ = effective_rules(config, loaded)
     raised = detect_all(effective.ruleset, events())
     report = _report().build_report(_report().alert_docs(fold(raised)), truth())

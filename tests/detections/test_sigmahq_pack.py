@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from conftest import pack_rules
 from test_scenario import attack_ids, events, truth
 
 from detector.app.authoring.cases import detect_all, normalize_all
@@ -24,9 +25,10 @@ DAY2 = 1795478400.0  # 2026-11-24T00:00:00Z, the scenario's attack day
 
 @cache
 def default_rules() -> RuleSet:
-    """The rules ``detector run`` and ``detector replay`` use with default settings."""
+    """The rules ``detector run`` and ``detector replay`` use with default settings (and the
+    example organization's placeholder values)."""
     config = RulesConfig()
-    ruleset = load_rules([ROOT / p for p in config.paths])
+    ruleset = pack_rules([ROOT / p for p in config.paths])
     assert not ruleset.errors, [str(e) for e in ruleset.errors]
     effective, warnings = effective_rules(config, ruleset)
     assert not warnings, [str(w) for w in warnings]

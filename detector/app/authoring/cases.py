@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from detector.app.authoring.rulefiles import yaml_files
+from detector.app.rulepack import RuleLoader
 from detector.detect import RuleSet, load_rules
 from detector.detect.alerting import AlertPipeline
 from detector.detect.correlation import rule_key
@@ -367,7 +368,7 @@ def collect_cases(
     return pairs, problems
 
 
-def run_tests(rules_dir: Path, tests_dir: Path) -> TestReport:
+def run_tests(rules_dir: Path, tests_dir: Path, load: RuleLoader = load_rules) -> TestReport:
     """Run every case of ``tests_dir`` against its mirrored rule file of ``rules_dir``.
 
     Each case sees only its own rule file, so a case says exactly which alerts that file
@@ -380,7 +381,7 @@ def run_tests(rules_dir: Path, tests_dir: Path) -> TestReport:
     for rule_file, case in pairs:
         ruleset = cache.get(rule_file)
         if ruleset is None:
-            ruleset = cache[rule_file] = load_rules([rule_file])
+            ruleset = cache[rule_file] = load([rule_file])
             report.load_errors.extend(str(e) for e in ruleset.errors)
         report.results.append(run_case(ruleset, case))
     return report

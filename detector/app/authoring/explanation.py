@@ -10,6 +10,7 @@ from typing import Any
 from detector.app.authoring.cases import normalize_all, primary_rule
 from detector.app.authoring.listing import rule_rows
 from detector.app.authoring.rulefiles import error_message, rule_type
+from detector.app.rulepack import RuleLoader
 from detector.detect import Explanation, RuleSet, explain, load_rules
 from detector.detect.correlation import rule_key
 from detector.detect.loader import RULE_SUFFIXES
@@ -36,7 +37,9 @@ class RuleExplanation:
         return any(e.matched for e in self.explanations)
 
 
-def resolve_rule(ref: str, rules: Sequence[Path | str]) -> tuple[RuleSet, str]:
+def resolve_rule(
+    ref: str, rules: Sequence[Path | str], load: RuleLoader = load_rules
+) -> tuple[RuleSet, str]:
     """(rules loaded, key of the rule) for ``ref``: a rule file path, id, name or title.
 
     A path loads that file alone (its last document is the rule, as in test files);
@@ -45,12 +48,12 @@ def resolve_rule(ref: str, rules: Sequence[Path | str]) -> tuple[RuleSet, str]:
     """
     path = Path(ref)
     if path.suffix in RULE_SUFFIXES and path.is_file():
-        ruleset = load_rules([path])
+        ruleset = load([path])
         key = primary_rule(path)
         if key is None:
             raise LookupError(f"{path}: no rule document found")
     else:
-        ruleset = load_rules(rules)
+        ruleset = load(rules)
         key = ref
     try:
         info = ruleset.info(key)

@@ -17,6 +17,7 @@ from detector.app.authoring.cases import (
     run_case,
     run_tests,
 )
+from detector.app.rulepack import RuleLoader
 from detector.detect import load_rules
 
 _MIRROR = {"rules": "tests", "tests": "rules"}
@@ -52,7 +53,7 @@ def case_roots(target: Path, tests: Path | None = None) -> tuple[Path, Path]:
     return (other, target) if last == "tests" else (target, other)
 
 
-def run_rule_tests(rules: Path, tests: Path) -> TestReport:
+def run_rule_tests(rules: Path, tests: Path, load: RuleLoader = load_rules) -> TestReport:
     """Run the test cases of ``tests`` against the mirrored rule files under ``rules``.
 
     A directory runs every case of the tree (see :func:`detector.app.authoring.cases.run_tests`,
@@ -60,7 +61,7 @@ def run_rule_tests(rules: Path, tests: Path) -> TestReport:
     file runs the cases of its own test file.
     """
     if rules.is_dir():
-        return run_tests(rules, tests)
+        return run_tests(rules, tests, load)
     report = TestReport()
     if not tests.is_file():
         report.load_errors.append(f"{rules}: no test file {tests}")
@@ -70,7 +71,7 @@ def run_rule_tests(rules: Path, tests: Path) -> TestReport:
     except CaseFormatError as exc:
         report.load_errors.append(str(exc))
         return report
-    ruleset = load_rules([rules])
+    ruleset = load([rules])
     report.load_errors.extend(str(e) for e in ruleset.errors)
     report.results.extend(run_case(ruleset, case) for case in cases)
     return report

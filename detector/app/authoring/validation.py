@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from detector.app.authoring.rulefiles import error_message
 from detector.app.policy import exception_findings
+from detector.app.rulepack import RuleLoader
 from detector.detect import RuleSet, load_rules
 from detector.detect.correlation import CorrelationEngine, FirstSeenEngine
 from detector.detect.suppression import suppression_errors
@@ -104,16 +105,20 @@ def engine_errors(ruleset: RuleSet) -> list[RuleError]:
     return errors
 
 
-def validate(paths: Sequence[Path | str], exceptions: Sequence[Path] = ()) -> Validation:
+def validate(
+    paths: Sequence[Path | str], exceptions: Sequence[Path] = (), load: RuleLoader = load_rules
+) -> Validation:
     """Load ``paths`` as the engine would and collect every error and warning, sorted.
 
     ``exceptions`` files are checked against the rules too: malformed entries are errors,
-    expired ones and references to rules not loaded are warnings.
+    expired ones and references to rules not loaded are warnings. ``load`` loads the rules
+    (:func:`detector.app.rulepack.rule_loader` fills placeholders); rules it left out on
+    purpose are warnings.
     """
-    ruleset = load_rules(paths)
+    ruleset = load(paths)
     errors = [*ruleset.errors, *engine_errors(ruleset)]
     problems = [_problem("error", e) for e in errors]
-    problems += [_problem("warning", w) for w in ruleset.warnings]
+    problems += [_problem("warning", w) for w in (*ruleset.warnings, *ruleset.disabled)]
     if exceptions:
         bad, stale = exception_findings(exceptions, ruleset)
         problems += [_problem("error", e) for e in bad]
