@@ -112,14 +112,21 @@ class RulesConfig(BaseModel):
     # Account ids written as YAML numbers stay usable (quote them to keep leading zeros).
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
+    #: Rule files or directories (searched recursively for ``.yml``/``.yaml``).
     paths: list[Path] = Field(default_factory=lambda: [Path("detections/rules"), SIGMAHQ_RULES])
+    #: Placeholder name -> values, a list or ``{file: path}`` (DETECTIONS.md, Placeholders).
     placeholders: dict[str, list[str] | PlaceholderFile] = Field(default_factory=dict)
+    #: A rule using a placeholder without values: ``error`` stops start-up, ``disable`` skips it.
     missing_placeholders: Literal["error", "disable"] = "error"
     #: Rule files larger than this are rejected unread (a bad rule costs only itself).
     max_file_bytes: int = Field(default=DEFAULT_MAX_RULE_FILE_BYTES, ge=1024)
+    #: Seconds the watermark trails the newest event time: later events still count.
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
+    #: Group keys kept per rule and partition; a new one beyond it evicts the least recent.
     max_groups_per_rule: int = Field(default=100_000, ge=1)
+    #: Exception files or directories (docs/policy.md).
     exceptions: list[Path] = Field(default_factory=list)
+    #: Rule ids or names turned off (default: the SigmaHQ pack's shipped tuning).
     disabled: EnvList = Field(default_factory=lambda: list(SIGMAHQ_DISABLED))
     min_level: Level | None = None
     statuses: list[Status] | None = None
@@ -131,7 +138,9 @@ class DecodeConfig(BaseModel):
     """The ``decode`` section: limits applied to every incoming record, the local Avro
     schemas, and optionally the schema registry that resolves ids they do not list."""
 
+    #: Larger records are dead-lettered unread.
     max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Avro schemas and ``registry.yaml`` (the offline schema-id map).
     schemas_dir: Path = Path("schemas")
     schema_registry: SchemaRegistryConfig | None = None
 
@@ -140,7 +149,9 @@ class HealthConfig(BaseModel):
     """The ``health`` section: the HTTP endpoint for /healthz, /readyz and /metrics."""
 
     enabled: bool = True
+    #: Listen address; ``127.0.0.1`` keeps the endpoint off the network.
     host: str = "0.0.0.0"
+    #: Listen port (0 picks a free one).
     port: int = Field(default=8080, ge=0, le=65535)
 
 
@@ -148,6 +159,7 @@ class LogConfig(BaseModel):
     """The ``log`` section."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
+    #: ``json`` lines for log collectors, ``console`` for people.
     format: Literal["json", "console"] = "json"
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from detector.app.reference import reference_markdown
 from detector.app.rulepack import placeholder_pipeline_yaml
 from detector.app.settings import DetectorSettings, RulesConfig, load_settings, redacted
 from detector.errors import ConfigError
@@ -58,3 +59,10 @@ def placeholders_command(config: ConfigOption = None) -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     sys.stdout.write(text)
+
+
+@config_app.command("reference")
+def reference_command() -> None:
+    """Print the configuration reference (every key, its type, default, environment
+    variable and meaning) as Markdown; docs/configuration.md holds the same text."""
+    sys.stdout.write(reference_markdown())

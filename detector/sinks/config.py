@@ -69,6 +69,7 @@ class JsonLinesSinkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: File the alerts are appended to (created with its folder).
     path: Path = Path("alerts.jsonl")
     #: fsync after each batch so a committed offset never outlives its alert on power loss.
     fsync: bool = True
