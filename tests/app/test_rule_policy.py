@@ -259,3 +259,18 @@ def test_rules_list_shows_suppression(tmp_path: Path) -> None:
     )
     row = _listed(config)
     assert (row["state"], row["suppression"]) == ("enabled", "user.name per 900s")
+
+
+def test_kibana_export_carries_the_rule_suppression(tmp_path: Path) -> None:
+    """``rules convert -t kibana`` turns a rule's ``suppression`` attribute into Kibana's
+    own ``alert_suppression`` (group-by, duration, missing values grouped)."""
+    rule = tmp_path / "rule.yml"
+    rule.write_text(RULE + "suppression: {group_by: [userIdentity.userName], window: 90m}\n")
+    done = CliRunner().invoke(app, ["rules", "convert", "-t", "kibana", str(rule)])
+    assert done.exit_code == 0, done.output
+    [converted] = [orjson.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert converted["alert_suppression"] == {
+        "group_by": ["userIdentity.userName"],
+        "duration": {"value": 90, "unit": "m"},
+        "missing_fields_strategy": "suppress",
+    }

@@ -265,6 +265,6 @@ def convert(
             reason, problem = outcome
             conversion.skipped.append(Skipped(rid, rule.title, kind, path, reason, problem))
             continue
-        queries = [kibana_fixups(q) for q in outcome] if target == "kibana" else outcome
+        queries = [kibana_fixups(q, rule) for q in outcome] if target == "kibana" else outcome
         conversion.converted.append(Converted(rid, rule.title, kind, path, tuple(queries)))
     return conversion

@@ -7,9 +7,10 @@ from typing import Any
 
 from sigma.backends.elasticsearch.elasticsearch_esql import ESQLBackend
 from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
-from sigma.rule import SigmaRuleTag
+from sigma.rule import SigmaRuleBase, SigmaRuleTag
 
 from detector.app.authoring.attack import TACTICS, TECHNIQUES, attack_tags, technique_url
+from detector.detect.suppression import suppression_or_none
 
 #: Kibana accepts only these severities (Sigma also has ``informational``).
 KIBANA_SEVERITIES = ("low", "medium", "high", "critical")
@@ -51,11 +52,29 @@ def attack_threat(tags: Iterable[SigmaRuleTag], names: Mapping[str, str]) -> lis
     return threat
 
 
-def kibana_fixups(query: Any) -> Any:
-    """Kibana refuses Sigma's ``informational`` severity: it becomes ``low``."""
+def kibana_fixups(query: Any, rule: SigmaRuleBase | None = None) -> Any:
+    """Kibana refuses Sigma's ``informational`` severity: it becomes ``low``. A rule's
+    ``suppression`` attribute with group-by fields becomes Kibana's ``alert_suppression``
+    (same semantics; missing values are grouped together, as detector does)."""
     if isinstance(query, dict) and query.get("severity") not in KIBANA_SEVERITIES:
         query["severity"] = "low"
+    if isinstance(query, dict) and rule is not None:
+        suppression = suppression_or_none(rule)
+        if suppression is not None and suppression.group_by:
+            query["alert_suppression"] = {
+                "group_by": list(suppression.group_by),
+                "duration": _duration(suppression.window_seconds),
+                "missing_fields_strategy": "suppress",
+            }
     return query
+
+
+def _duration(seconds: float) -> dict[str, Any]:
+    """Kibana's ``{value, unit}`` for a window (the largest of h, m, s that divides it)."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return {"value": int(seconds // size), "unit": unit}
+    return {"value": max(1, round(seconds)), "unit": "s"}
 
 
 class _OfflineThreat:
