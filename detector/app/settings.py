@@ -74,8 +74,11 @@ class SuppressionConfig(BaseModel):
     ``window_seconds``. A rule's own ``suppression`` attribute always wins.
     """
 
+    #: Suppress every correlation (by its group-by, within its timespan).
     enabled: bool = False
+    #: Fields single-event rules are suppressed by when enabled (empty: they are not).
     group_by: EnvList = Field(default_factory=list)
+    #: Window of single-event rules, aligned on event time.
     window_seconds: float = Field(default=3600.0, gt=0)
 
 
@@ -128,8 +131,11 @@ class RulesConfig(BaseModel):
     exceptions: list[Path] = Field(default_factory=list)
     #: Rule ids or names turned off (default: the SigmaHQ pack's shipped tuning).
     disabled: EnvList = Field(default_factory=lambda: list(SIGMAHQ_DISABLED))
+    #: Rules below this level (after level_overrides) do not run.
     min_level: Level | None = None
+    #: Only rules with one of these statuses run (no status counts as experimental).
     statuses: list[Status] | None = None
+    #: Rule id or name -> the level its alerts carry.
     level_overrides: dict[str, Level] = Field(default_factory=dict)
     suppression: SuppressionConfig = Field(default_factory=SuppressionConfig)
 
