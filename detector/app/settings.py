@@ -151,6 +151,26 @@ class DecodeConfig(BaseModel):
     schema_registry: SchemaRegistryConfig | None = None
 
 
+#: Default reorder bound of each replay input: an event is released once it is this many
+#: seconds older than the newest event of its input ...
+REORDER_SECONDS = 900.0
+#: ... or once more events than this of its input wait (the bound on memory).
+REORDER_EVENTS = 20_000
+
+
+class ReplayConfig(BaseModel):
+    """The ``replay`` section: the reorder bound of each ``detector replay`` input.
+
+    An event waits until it is ``reorder_seconds`` older than the newest event of its
+    file, or until more than ``reorder_events`` events of that file wait (the memory
+    bound); an event older than one already released is counted as late and applied
+    as the runtime applies a too-late match.
+    """
+
+    reorder_seconds: float = Field(default=REORDER_SECONDS, ge=0)
+    reorder_events: int = Field(default=REORDER_EVENTS, ge=1)
+
+
 class HealthConfig(BaseModel):
     """The ``health`` section: the HTTP endpoint for /healthz, /readyz and /metrics."""
 
@@ -230,6 +250,7 @@ class DetectorSettings(BaseSettings):
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 
     @classmethod

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from detector.app.ingest import Ingestor
 from detector.app.policy import effective_rules
-from detector.app.replay import ReplayResult, replay
+from detector.app.replay import ReorderBound, ReplayResult, replay
 from detector.app.rulepack import rule_loader
 from detector.app.settings import load_settings
 from detector.cli.options import SourceOption
@@ -73,24 +81,27 @@ def replay_command(
     for warning in warnings:
         err.print(f"[yellow]warning[/yellow] {warning}", markup=True, highlight=False)
     ruleset = effective.ruleset
+    bound = ReorderBound(settings.replay.reorder_seconds, settings.replay.reorder_events)
+    started = time.monotonic()
     with Progress(
-        TextColumn("{task.description:<11}"),
+        TextColumn("replaying"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=err,
         transient=True,
         disable=not err.is_terminal,
     ) as progress:
-        task = progress.add_task("reading", total=None)
-        result = replay(
-            paths,
-            ruleset,
-            Ingestor(source=source),
-            on_progress=lambda phase, done, total: progress.update(
-                task, description=phase, completed=done, total=total
-            ),
-        )
+        task = progress.add_task("replaying", total=None, rate="")
+
+        def on_progress(done: int, total: int, events: int) -> None:
+            rate = events / max(time.monotonic() - started, 1e-3)
+            progress.update(task, completed=done, total=total or None, rate=f"{rate:,.0f} ev/s")
+
+        result = replay(paths, ruleset, Ingestor(source=source), on_progress, bound)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         with output.open("wb") as fh:
@@ -144,6 +155,7 @@ def _summary_table(result: ReplayResult, ruleset: RuleSet, output: Path | None) 
     table.add_row("rules loaded", str(len(ruleset.rules) + len(ruleset.correlations)))
     table.add_row("rules rejected", str(ruleset.rejected))
     table.add_row("dead letters", str(len(result.dead_letters)))
+    table.add_row("late events (beyond the reorder bound)", str(result.late_events))
     table.add_row("too-late events", str(result.too_late_events))
     table.add_row("state evictions", str(result.evictions))
     table.add_row("rules fired", str(len(result.alerts_by_rule())))
