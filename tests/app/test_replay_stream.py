@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+from conftest import pack_rules
 
 from detector.app.replay import ReorderBound, _in_order, replay
 from detector.app.settings import DetectorSettings
@@ -21,11 +22,9 @@ def test_default_bound_gives_the_complete_sort_on_the_scenario_and_samples() -> 
     """With the default reorder bound, replay of the scenario and the vendored samples
     writes exactly what a complete sort of all events gives (alerts, ids and content,
     counts), and no event is late."""
-    ruleset = load_rules(DetectorSettings().rules.paths)
-    streamed = replay(INPUTS, ruleset)
-    sorted_ = replay(
-        INPUTS, load_rules(DetectorSettings().rules.paths), None, None, ReorderBound.unbounded()
-    )
+    paths = DetectorSettings().rules.paths
+    streamed = replay(INPUTS, pack_rules(paths))
+    sorted_ = replay(INPUTS, pack_rules(paths), None, None, ReorderBound.unbounded())
     assert streamed.alerts
     assert streamed.alerts == sorted_.alerts
     assert (streamed.records, streamed.events, streamed.too_late_events) == (
