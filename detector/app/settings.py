@@ -167,7 +167,9 @@ class ReplayConfig(BaseModel):
     as the runtime applies a too-late match.
     """
 
+    #: Seconds an event waits for older ones of its file before replay applies it.
     reorder_seconds: float = Field(default=REORDER_SECONDS, ge=0)
+    #: Events of one file that may wait at most (bounds replay's memory per file).
     reorder_events: int = Field(default=REORDER_EVENTS, ge=1)
 
 
