@@ -23,6 +23,7 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
@@ -145,7 +146,7 @@ class LogStream:
             if not more:
                 break
             first += more
-        source = _chain(first, raw)
+        source = chain((first,) if first else (), raw)
         chunks = _gunzip(source) if first[:2] == _GZIP_MAGIC else source
         for inflated in chunks:
             chunk = inflated if self._started else inflated.removeprefix(_BOM)
@@ -158,12 +159,6 @@ class LogStream:
                 )
             if chunk:
                 yield chunk
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
 
 
 def _gunzip(source: Iterator[bytes]) -> Iterator[bytes]:
@@ -324,7 +319,7 @@ def _frame(
             Origin(path=name),
         )
         return
-    yield from _line_records(_chain_lines(head, lines), name, limit)
+    yield from _line_records(chain(head, lines), name, limit)
 
 
 def _line_records(
@@ -342,11 +337,6 @@ def _line_records(
             )
         elif line.value.strip():
             yield RawRecord(line.value, origin)
-
-
-def _chain_lines(head: list[_Line], rest: Iterator[_Line]) -> Iterator[_Line]:
-    yield from head
-    yield from rest
 
 
 def split_records(
