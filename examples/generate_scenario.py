@@ -2110,16 +2110,19 @@ def cloud_attacks(sc: Scenario, aws: Aws) -> None:
         Story(
             "aws_iam_backdoors",
             "A phished platform administrator's SSO session plants backdoors: a console "
-            "password and an access key for the backup-sync user, a role trust policy open to "
-            "every account, a Roles Anywhere trust anchor for the attacker's CA, a public Lambda "
-            "invoke permission, new function code and a layer; the new key then asks for a "
-            "federation token.",
+            "password and an access key for the backup-sync user, role trust policies open to "
+            "every account and to the attacker's account, a Roles Anywhere trust anchor for the "
+            "attacker's CA, Lambda invoke permissions for everyone and for the attacker's "
+            "account, new function code and a layer; the new key then asks for a federation "
+            "token.",
             (
                 "IAM Console Password Set For Another User",
                 "IAM Access Key Created For Another User",
                 "IAM Role Trust Policy Opened To Every AWS Account",
+                "IAM Role Trust Policy Grants An Account Outside The Organization",
                 "IAM Roles Anywhere Trust Anchor Created Or Changed",
                 "Lambda Function Or Layer Policy Opened To Everyone",
+                "Lambda Function Or Layer Policy Grants An Account Outside The Organization",
                 "Lambda Function Code Or Layers Changed By A Person",
                 "STS Federation Token Requested By An IAM User",
             ),
@@ -2166,20 +2169,16 @@ def cloud_attacks(sc: Scenario, aws: Aws) -> None:
         },
     )
     t += 2 * timedelta(minutes=1)
-    trust = (
-        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},'
-        '"Action":"sts:AssumeRole"}]}'
-    )
-    aws.event(
-        t,
-        iam,
-        "UpdateAssumeRolePolicy",
-        admin,
-        vps,
-        UA_CLI,
-        {"roleName": "ops-readonly", "policyDocument": trust},
-        None,
-    )
+    # Trust policies opened to every account, then to the attacker's own account.
+    for role, principal in (
+        ("ops-readonly", "*"),
+        ("billing-readonly", f"arn:aws:iam::{EXTERNAL_ACCOUNT}:root"),
+    ):
+        statement = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}
+        trust = orjson.dumps({"Version": "2012-10-17", "Statement": [statement]}).decode()
+        req = {"roleName": role, "policyDocument": trust}
+        aws.event(t, iam, "UpdateAssumeRolePolicy", admin, vps, UA_CLI, req, None)
+        t += 50 * sec
     t += 3 * timedelta(minutes=1)
     aws.event(
         t,
@@ -2200,21 +2199,16 @@ def cloud_attacks(sc: Scenario, aws: Aws) -> None:
     )
     t += 4 * timedelta(minutes=1)
     lam = "lambda.amazonaws.com"
-    aws.event(
-        t,
-        lam,
-        "AddPermission20150331v2",
-        admin,
-        vps,
-        UA_CLI,
-        {
-            "functionName": "orders-export",
+    # Invoke permissions for everyone, then for the attacker's own account.
+    for function, principal in (("orders-export", "*"), ("payments-webhook", EXTERNAL_ACCOUNT)):
+        req = {
+            "functionName": function,
             "statementId": "support",
             "action": "lambda:InvokeFunction",
-            "principal": "*",
-        },
-        None,
-    )
+            "principal": principal,
+        }
+        aws.event(t, lam, "AddPermission20150331v2", admin, vps, UA_CLI, req, None)
+        t += 20 * sec
     t += 50 * sec
     aws.event(
         t,
@@ -2405,14 +2399,15 @@ def cloud_attacks(sc: Scenario, aws: Aws) -> None:
             "aws_exfiltration_and_evasion",
             "The phished administrator session stops the CloudTrail trail, deletes VPC flow logs "
             "and DNS query logging, opens SSH to the internet, makes an EBS and an RDS snapshot "
-            "public, launches GPU instances, tries a Bedrock model and finally takes the account "
-            "out of the organization.",
+            "public, shares an AMI with the attacker's account, launches GPU instances, tries a "
+            "Bedrock model and finally takes the account out of the organization.",
             (
                 "CloudTrail Trail Stopped, Deleted Or Weakened",
                 "VPC Flow Logs Deleted",
                 "Route 53 DNS Query Logging Deleted Or Disassociated",
                 "Security Group Opened To The Internet",
                 "Snapshot Or Machine Image Shared Publicly",
+                "Snapshot Or Machine Image Shared With An Account Outside The Organization",
                 "GPU Or Very Large EC2 Instances Launched",
                 "Bedrock Model Invoked By A Principal Never Seen Invoking Models",
                 "Account Left The AWS Organization",
@@ -2511,6 +2506,21 @@ def cloud_attacks(sc: Scenario, aws: Aws) -> None:
             "valuesToAdd": ["all"],
         },
         None,
+    )
+    t += 90 * sec
+    aws.event(
+        t,
+        ec2,
+        "ModifyImageAttribute",
+        admin,
+        ip,
+        UA_CLI,
+        {
+            "imageId": "ami-0e1f2a3b4c5d6e7f8",
+            "launchPermission": {"add": {"items": [{"userId": EXTERNAL_ACCOUNT}]}},
+            "attributeType": "launchPermission",
+        },
+        {"_return": True},
     )
     t += 6 * timedelta(minutes=1)
     aws.event(
