@@ -117,6 +117,7 @@ def rule_info(rule: SigmaRuleBase) -> RuleInfo:
         tags=tuple(f"{t.namespace}.{t.name}" for t in rule.tags),
         references=tuple(rule.references),
         falsepositives=tuple(str(fp) for fp in rule.falsepositives),
+        author=(str(rule.author),) if rule.author else (),
         type=kind,
         suppression=suppression_or_none(rule),
     )

@@ -46,6 +46,8 @@ class RuleInfo(BaseModel):
     tags: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
+    #: The rule's ``author``: alerts keep it (the Detection Rule License of SigmaHQ rules asks it).
+    author: tuple[str, ...] = ()
     type: str = "sigma"  # "sigma", or the correlation type such as "event_count"
     suppression: Suppression | None = None
 
@@ -175,6 +177,7 @@ class Alert(BaseModel):
                     "ruleset": "sigma",
                     "category": self.rule.type,
                     "reference": list(self.rule.references),
+                    "author": list(self.rule.author),
                 },
                 "tags": list(self.rule.tags),
                 "threat": _threat(self.rule.tags),

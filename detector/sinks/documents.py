@@ -171,6 +171,7 @@ def alert_mappings() -> dict[str, Any]:
                 ruleset=_keyword(),
                 category=_keyword(),
                 reference=_keyword(),
+                author=_keyword(),
             ),
             "threat": _obj(
                 framework=_keyword(),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import GITHUB, event
 
-from detector.detect import DetectionEngine, RuleSet, load_rules
+from detector.detect import DetectionEngine, RuleSet, alert_for_match, load_rules
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,18 @@ def test_fieldref_filter(corpus: RuleSet) -> None:
     assert rid in _ids(engine, raw)
     raw["requestParameters"] = {"userName": "alice"}
     assert rid not in _ids(engine, raw)
+
+
+def test_alerts_keep_the_rule_author(corpus: RuleSet) -> None:
+    """An alert of a SigmaHQ rule names the rule's author (``rule.author``), as the Detection
+    Rule License asks of messages based on matches."""
+    engine = DetectionEngine(corpus)
+    record = event({"action": "repo.destroy"}, logsource=GITHUB, family="ci")
+    (match,) = [
+        m for m in engine.evaluate(record) if m.rule.title == "Github Delete Action Invoked"
+    ]
+    document = alert_for_match(match).to_document()
+    assert document["rule"]["author"] == ["Muhammad Faisal (@faisalusuf)"]
 
 
 def test_github_rule(corpus: RuleSet) -> None:
