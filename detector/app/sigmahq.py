@@ -42,4 +42,5 @@ SIGMAHQ_DISABLED: dict[str, str] = {
     "6fb77778-040f-4015-9440-572aa9b6b580": "Ingress/Egress Security Group Modification",
     "97fbabf8-8e1b-47a2-b7d5-a418d2b95e3d": "AWS New Lambda Layer Attached",
     "f8ed0e8f-7438-4b79-85eb-f358ef2fbebd": "Github Self Hosted Runner Changes Detected",
+    "abae8fec-57bd-4f87-aff6-6e3db989843d": "AWS Snapshot Backup Exfiltration",
 }
