@@ -118,7 +118,8 @@ class WebhookClient:
         little jitter so that several instances do not come back in the same instant.
         """
         if retry_after is not None:
-            return retry_after + backoff_delay(attempt, self._retry.backoff_initial, 1.0)
+            cap = min(self._retry.backoff_max, 1.0)
+            return retry_after + backoff_delay(attempt, self._retry.backoff_initial, cap)
         return self._retry.delay(attempt)
 
     def _scrub(self, text: str) -> str:
