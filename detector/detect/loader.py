@@ -9,7 +9,7 @@ correlation rule whose references are missing or rejected is rejected too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -154,22 +154,10 @@ class _Loader:
         return self._result(compiled, correlations)
 
     def _files(self, paths: Sequence[Path | str]) -> Iterable[Path]:
-        seen: set[Path] = set()  # overlapping arguments must not load a rule twice
-        for raw in paths:
-            path = Path(raw)
-            if path.is_dir():
-                found = sorted(
-                    p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()
-                )
-            elif path.is_file():
-                found = [path]
-            else:
-                self.errors.append(RuleError("no such rule file or directory", str(path)))
-                continue
-            for p in found:
-                if p.resolve() not in seen:
-                    seen.add(p.resolve())
-                    yield p
+        return rule_files(paths, self._absent)
+
+    def _absent(self, path: Path) -> None:
+        self.errors.append(RuleError("no such rule file or directory", str(path)))
 
     def _parse_file(self, path: Path) -> list[SigmaRuleBase]:
         try:
@@ -376,6 +364,29 @@ class _Loader:
             placeholders=self.placeholders,
             _infos=infos,
         )
+
+
+def rule_files(
+    paths: Iterable[Path | str], on_absent: Callable[[Path], object] | None = None
+) -> Iterator[Path]:
+    """The rule files :func:`load_rules` reads for ``paths``, in its order: a file as given,
+    a directory's ``.yml``/``.yaml`` files recursively, sorted; each file once, however the
+    arguments overlap. A path that does not exist is passed to ``on_absent``."""
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+        elif path.is_file():
+            files = [path]
+        else:
+            if on_absent is not None:
+                on_absent(path)
+            continue
+        for file in files:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                yield file
 
 
 def _reaches(edges: list[set[int]], start: int) -> bool:

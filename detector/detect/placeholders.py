@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from sigma.types import SigmaCIDRExpression
 
-from detector.detect.loader import DEFAULT_MAX_RULE_FILE_BYTES, RULE_SUFFIXES, load_rules
+from detector.detect.loader import DEFAULT_MAX_RULE_FILE_BYTES, load_rules, rule_files
 from detector.detect.ruleset import RuleSet
 from detector.errors import ConfigError, MissingPlaceholderError, RuleError
 
@@ -76,18 +76,6 @@ class PlaceholderUse:
 
     def __str__(self) -> str:
         return f"{self.path}: rule {self.rule} uses %{self.name}%"
-
-
-def rule_files(paths: Iterable[Path | str]) -> list[Path]:
-    """The rule files under ``paths`` (files or directories, recursively), sorted, each once."""
-    found: dict[Path, Path] = {}
-    for raw in paths:
-        path = Path(raw)
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for file in files:
-            if file.suffix in RULE_SUFFIXES and file.is_file():
-                found.setdefault(file.resolve(), file)
-    return list(found.values())
 
 
 def placeholder_uses(
@@ -153,7 +141,7 @@ def load_rules_with_placeholders(
     a warning: the file's rules are left out on purpose. ``max_file_bytes`` is the loader's
     limit on a rule file.
     """
-    files = rule_files(paths)
+    files = list(rule_files(paths))
     absent = missing(placeholder_uses(files, max_file_bytes), values)
     skipped = {use.path for use in absent}
     unknown = [p for p in paths if not Path(p).exists()]  # the loader reports them

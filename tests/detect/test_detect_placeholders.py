@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 
 from detector.cli.main import app
 from detector.detect import DetectionEngine
+from detector.detect.loader import rule_files
 from detector.detect.placeholders import (
     conversion_pipeline,
     load_rules_with_placeholders,
     placeholder_uses,
     placeholder_values,
-    rule_files,
 )
 from detector.errors import ConfigError
 
