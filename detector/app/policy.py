@@ -33,6 +33,7 @@ from detector.detect.policy import (
     RulePolicy,
     apply_policy,
     apply_suppression,
+    known_rules,
     unknown_references,
 )
 from detector.detect.ruleset import rule_info
@@ -81,9 +82,6 @@ def policy_warnings(
 ) -> list[RuleError]:
     """Expired exceptions and policy or exception entries that name no loaded rule."""
     exceptions = list(exceptions)
-    known: dict[str, object] = {r.info.id: r for r in ruleset.rules}
-    known.update({str(c.id): c for c in ruleset.correlations if c.id})
-    known.update(ruleset.names)
     problems = [
         RuleError(
             f"exception {e.id!r} expired on {_day(e.expires)}; it no longer silences "
@@ -93,7 +91,7 @@ def policy_warnings(
         for e in exceptions
         if e.expires is not None and e.expired(now)
     ]
-    problems += unknown_rules(exceptions, known)
+    problems += unknown_rules(exceptions, known_rules(ruleset))
     problems += [
         RuleError(f"rules.disabled or rules.level_overrides names {ref!r}, which is not loaded")
         for ref in unknown_references(ruleset, policy)

@@ -28,7 +28,7 @@ agree; an expired exception is reported, never fatal (it stops silencing, which 
 from __future__ import annotations
 
 from collections import ChainMap, Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -175,9 +175,7 @@ def index_exceptions(
     )
 
 
-def unknown_rules(
-    exceptions: Iterable[RuleException], known: Mapping[str, object]
-) -> list[RuleError]:
+def unknown_rules(exceptions: Iterable[RuleException], known: Collection[str]) -> list[RuleError]:
     """A problem per rule reference of an exception that names no loaded rule."""
     return [
         RuleError(f"exception {exc.id!r} names rule {ref!r}, which is not loaded", exc.path)

@@ -203,10 +203,16 @@ def apply_policy(
     return EffectivePolicy(effective, tuple(states))
 
 
+def known_rules(ruleset: RuleSet) -> frozenset[str]:
+    """Every key a setting or an exception may name a loaded rule by: id, name or title
+    (:func:`rule_key`) of each detection and correlation rule, and each ``name:``."""
+    known = {rule_key(r.sigma) for r in ruleset.rules}
+    return frozenset(known | {rule_key(c) for c in ruleset.correlations} | set(ruleset.names))
+
+
 def unknown_references(ruleset: RuleSet, policy: RulePolicy) -> list[str]:
     """Rule ids or names in ``policy`` that name no loaded rule (likely typos)."""
-    known = {rule_key(r.sigma) for r in ruleset.rules}
-    known |= {rule_key(c) for c in ruleset.correlations} | set(ruleset.names)
+    known = known_rules(ruleset)
     named = [*policy.disabled, *policy.level_overrides]
     return sorted({n for n in named if n not in known})
 
