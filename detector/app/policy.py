@@ -32,11 +32,10 @@ from detector.detect.policy import (
     EffectivePolicy,
     RulePolicy,
     apply_policy,
-    apply_suppression,
     known_rules,
     unknown_references,
+    with_suppression,
 )
-from detector.detect.ruleset import rule_info
 from detector.detect.suppression import SuppressionDefaults, suppression_errors
 from detector.errors import ConfigError, RuleError, RuleLoadError
 
@@ -132,15 +131,7 @@ def effective_rules(
     )
     if problems:
         raise RuleLoadError(problems)
-    effective = apply_policy(ruleset, policy, exceptions)
-    suppressed = apply_suppression(effective.ruleset, defaults)
-    infos = {r.info.id: r.info for r in suppressed.rules}
-    infos.update({i.id: i for c in suppressed.correlations if (i := rule_info(c)).id})
-    states = tuple(
-        replace(s, suppression=infos[s.id].suppression) if s.id in infos else s
-        for s in effective.states
-    )
-    effective = EffectivePolicy(suppressed, states)
+    effective = with_suppression(apply_policy(ruleset, policy, exceptions), defaults)
     _DROPS.track(effective.ruleset.exceptions)
     return effective, warnings
 

@@ -27,7 +27,7 @@ from sigma.rule import SigmaLevel, SigmaRuleBase
 
 from detector.detect.correlation.spec import rule_key
 from detector.detect.exceptions import RuleException, index_exceptions
-from detector.detect.ruleset import CompiledRule, RuleSet, rule_info
+from detector.detect.ruleset import CompiledRule, RuleSet, rule_info, rule_level
 from detector.detect.suppression import SuppressionDefaults, resolved, suppression_or_none
 from detector.models import Suppression
 
@@ -122,7 +122,7 @@ def apply_policy(
     for rule in every:
         rid = resolve(rule_key(rule))
         why = reasons.setdefault(rid, [])
-        level = rule.level.name.lower() if rule.level is not None else "medium"
+        level = rule_level(rule)
         if rid in overrides and overrides[rid] != level:
             why.append(f"level {level} overridden to {overrides[rid]} (rules.level_overrides)")
             level = overrides[rid]
@@ -249,8 +249,7 @@ def _exception_targets(ruleset: RuleSet) -> dict[str, tuple[str, ...]]:
 
 def _with_level(rule: _R, level: str) -> _R:
     """A shallow copy of a pySigma rule with ``level`` (engines read it from the rule)."""
-    current = rule.level.name.lower() if rule.level is not None else "medium"
-    if current == level:
+    if rule_level(rule) == level:
         return rule
     changed = copy.copy(rule)
     changed.level = SigmaLevel[level.upper()]
@@ -295,3 +294,14 @@ def apply_suppression(ruleset: RuleSet, defaults: SuppressionDefaults) -> RuleSe
             update={"suppression": info.suppression}
         )
     return replace(ruleset, rules=rules, correlations=correlations, _infos=infos)
+
+
+def with_suppression(effective: EffectivePolicy, defaults: SuppressionDefaults) -> EffectivePolicy:
+    """``effective`` under :func:`apply_suppression`, each running rule's state showing the
+    suppression its alerts carry (a disabled rule is not in the rule set and shows none)."""
+    ruleset = apply_suppression(effective.ruleset, defaults)
+    states = tuple(
+        s if s.state == "disabled" else replace(s, suppression=ruleset.info(s.id).suppression)
+        for s in effective.states
+    )
+    return EffectivePolicy(ruleset, states)

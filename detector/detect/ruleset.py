@@ -104,6 +104,11 @@ class RuleSet:
         raise KeyError(f"no compiled detection rule with id or name {rule_id!r}")
 
 
+def rule_level(rule: SigmaRuleBase) -> str:
+    """The rule's Sigma level in lower case; ``medium`` when it has none."""
+    return str(rule.level) if rule.level is not None else "medium"
+
+
 def rule_info(rule: SigmaRuleBase) -> RuleInfo:
     """The alert-facing facts of a Sigma detection or correlation rule."""
     kind = "sigma"
@@ -112,7 +117,7 @@ def rule_info(rule: SigmaRuleBase) -> RuleInfo:
     return RuleInfo(
         id=str(rule.id) if rule.id is not None else "",
         title=rule.title,
-        level=str(rule.level) if rule.level is not None else "medium",
+        level=rule_level(rule),
         description=(rule.description or "").strip(),
         tags=tuple(f"{t.namespace}.{t.name}" for t in rule.tags),
         references=tuple(rule.references),
