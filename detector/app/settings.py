@@ -26,6 +26,7 @@ from pydantic_settings import (
 from detector.app.sigmahq import SIGMAHQ_DISABLED, SIGMAHQ_RULES
 from detector.detect.loader import DEFAULT_MAX_RULE_FILE_BYTES
 from detector.detect.policy import Level, Status
+from detector.detect.suppression import DEFAULT_WINDOW_SECONDS
 from detector.errors import ConfigError
 from detector.models import SourceName, WireFormat
 from detector.sinks.config import SinksConfig
@@ -79,7 +80,7 @@ class SuppressionConfig(BaseModel):
     #: Fields single-event rules are suppressed by when enabled (empty: they are not).
     group_by: EnvList = Field(default_factory=list)
     #: Window of single-event rules, aligned on event time.
-    window_seconds: float = Field(default=3600.0, gt=0)
+    window_seconds: float = Field(default=DEFAULT_WINDOW_SECONDS, gt=0)
 
 
 class PlaceholderFile(BaseModel):
