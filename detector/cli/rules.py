@@ -412,10 +412,15 @@ def convert_command(
     (ES|QL, EQL); otherwise they are listed as skipped with the reason. Exit 1 when a
     rule fails to convert (skipped correlations are not failures).
     """
-    targets, _ = _rule_pack(paths, config, "DIR")
+    rules = rules_settings(config)
+    try:
+        placeholders = placeholder_pipeline(rules)
+    except ConfigError as exc:
+        raise _usage(str(exc), "--config") from None
+    targets = _existing(paths or rules.paths, "DIR")
     chosen = pipelines or ([DEFAULT_PIPELINES] if DEFAULT_PIPELINES.exists() else [])
     try:
-        pipeline = placeholder_pipeline(rules_settings(config)) + load_pipeline(chosen)
+        pipeline = placeholders + load_pipeline(chosen)
     except ValueError as exc:
         raise _usage(str(exc), "--pipeline") from None
     if not chosen:
