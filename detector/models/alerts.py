@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -227,13 +228,13 @@ class Alert(BaseModel):
 ATTACK_URL = "https://attack.mitre.org/techniques/"
 
 
-def field_value(doc: dict[str, Any], name: str) -> Any:
+def field_value(doc: Mapping[str, Any], name: str) -> Any:
     """A dotted field of a nested document (or a literal dotted key); ``None`` if absent."""
     if name in doc:
         return doc[name]
     node: Any = doc
     for part in name.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
     return node

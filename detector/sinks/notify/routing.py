@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from detector.models import Alert
+from detector.models.alerts import field_value
 
 #: Sigma levels from least to most severe.
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -90,14 +91,7 @@ def suppression_key(alert: Alert, fields: Sequence[str]) -> SuppressionKey:
 
 def lookup(doc: Mapping[str, Any], dotted: str) -> str | None:
     """The scalar at ``dotted`` in a nested (or flat-keyed) ECS document, as text."""
-    if dotted in doc:
-        value: Any = doc[dotted]
-    else:
-        value = doc
-        for part in dotted.split("."):
-            if not isinstance(value, Mapping) or part not in value:
-                return None
-            value = value[part]
+    value = field_value(doc, dotted)
     if isinstance(value, str | int | float | bool):
         return str(value)
     return None
