@@ -25,10 +25,11 @@ from pydantic_settings import (
 
 from detector.app.sigmahq import SIGMAHQ_DISABLED, SIGMAHQ_RULES
 from detector.detect.loader import DEFAULT_MAX_RULE_FILE_BYTES
-from detector.detect.policy import Level, Status
+from detector.detect.policy import Status
 from detector.detect.suppression import DEFAULT_WINDOW_SECONDS
 from detector.errors import ConfigError
 from detector.models import SourceName, WireFormat
+from detector.models.alerts import Level
 from detector.sinks.config import SinksConfig
 from detector.sinks.envlist import EnvList
 from detector.sources.kafka import KafkaSourceConfig

@@ -30,13 +30,8 @@ from detector.detect.exceptions import RuleException, index_exceptions
 from detector.detect.ruleset import CompiledRule, RuleSet, rule_info, rule_level
 from detector.detect.suppression import SuppressionDefaults, resolved, suppression_or_none
 from detector.models import Suppression
+from detector.models.alerts import level_rank
 
-#: Sigma levels, least severe first.
-LEVELS = ("informational", "low", "medium", "high", "critical")
-#: Sigma statuses.
-STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
-
-Level = Literal["informational", "low", "medium", "high", "critical"]
 Status = Literal["stable", "test", "experimental", "deprecated", "unsupported"]
 State = Literal["enabled", "building block", "disabled"]
 _R = TypeVar("_R", bound=SigmaRuleBase)
@@ -89,11 +84,6 @@ class EffectivePolicy:
             if s.id == key:
                 return s
         raise KeyError(f"no loaded rule with id or name {rule!r}")
-
-
-def level_rank(level: str) -> int:
-    """Position of ``level`` in :data:`LEVELS` (unknown levels count as ``medium``)."""
-    return LEVELS.index(level) if level in LEVELS else LEVELS.index("medium")
 
 
 def apply_policy(

@@ -7,9 +7,23 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: A Sigma level.
+Level = Literal["informational", "low", "medium", "high", "critical"]
+#: Sigma levels from least to most severe.
+LEVELS: tuple[str, ...] = get_args(Level)
+
+
+def level_rank(level: str) -> int:
+    """Position of a Sigma level in :data:`LEVELS`; an unknown level counts as ``medium``."""
+    try:
+        return LEVELS.index(level.lower())
+    except ValueError:
+        return LEVELS.index("medium")
+
 
 #: Sigma levels to Kibana severities and risk scores.
 SEVERITY = {

@@ -9,15 +9,13 @@ and the routing key are credentials.
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from detector.models.alerts import Level
 from detector.sinks.envlist import EnvList
 from detector.sinks.retry import RetryConfig
-
-Level = Literal["informational", "low", "medium", "high", "critical"]
 
 _DEFAULT_FIELDS = (
     "user.name",

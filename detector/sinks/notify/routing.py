@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from detector.models import Alert
-from detector.models.alerts import field_value
+from detector.models.alerts import LEVELS, field_value, level_rank
 
-#: Sigma levels from least to most severe.
-LEVELS = ("informational", "low", "medium", "high", "critical")
 #: Sigma level -> PagerDuty Events API v2 ``payload.severity``.
 PAGERDUTY_SEVERITY = {
     "informational": "info",
@@ -30,14 +28,6 @@ PAGERDUTY_SEVERITY = {
 }
 
 Clock = Callable[[], float]
-
-
-def level_rank(level: str) -> int:
-    """Position of a Sigma level in :data:`LEVELS`; an unknown level counts as ``medium``."""
-    try:
-        return LEVELS.index(level.lower())
-    except ValueError:
-        return LEVELS.index("medium")
 
 
 @dataclass(frozen=True, slots=True)
