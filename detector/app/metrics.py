@@ -121,9 +121,17 @@ CHECKPOINT_BYTES = Histogram(
 )
 
 
+#: family -> its ``detector_events_total`` child: ``labels()`` takes a lock and builds a
+#: key each call, as long as the increment itself, and this runs once per event.
+_EVENTS_BY_FAMILY: dict[str, Any] = {}
+
+
 def observe_event(event: Event) -> None:
     """One normalized event is evaluated: count it by family and record its lag."""
-    EVENTS.labels(event.family).inc()
+    counter = _EVENTS_BY_FAMILY.get(event.family)
+    if counter is None:
+        counter = _EVENTS_BY_FAMILY[event.family] = EVENTS.labels(event.family)
+    counter.inc()
     EVENT_LAG_SECONDS.observe(max(0.0, time.time() - event.timestamp))
 
 
