@@ -39,6 +39,7 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from detector.detect.compiler import Compiler, Placeholders, Predicate
+from detector.detect.rulefiles import rule_files
 from detector.errors import RuleError
 from detector.models import Event, Match
 
@@ -132,7 +133,12 @@ def load_exceptions(
     loaded = ExceptionFiles()
     compiler = Compiler(placeholders)
     seen: dict[str, str] = {}
-    for path in _files(paths, loaded.errors):
+
+    def absent(path: Path) -> None:
+        loaded.errors.append(RuleError("no such exception file or directory", str(path)))
+
+    # Exception files are found as rule files are (each once, however the paths overlap).
+    for path in rule_files(paths, absent):
         for entry in _entries(path, loaded.errors):
             try:
                 exc = _compile(entry, compiler, str(path))
@@ -183,17 +189,6 @@ def unknown_rules(exceptions: Iterable[RuleException], known: Collection[str]) -
         for ref in exc.rules
         if ref not in known
     ]
-
-
-def _files(paths: Sequence[Path | str], errors: list[RuleError]) -> Iterable[Path]:
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*.y*ml") if p.is_file())
-        elif path.is_file():
-            yield path
-        else:
-            errors.append(RuleError("no such exception file or directory", str(path)))
 
 
 def _entries(path: Path, errors: list[RuleError]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ correlation rule whose references are missing or rejected is rejected too.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from sigma.validators.core import validators as core_validators
 
 from detector.detect.compiler import Compiler, Placeholders
 from detector.detect.logsources import scope_of
+from detector.detect.rulefiles import rule_files
 from detector.detect.ruleset import CompiledRule, RuleSet, rule_info
 from detector.errors import RuleError
 from detector.models import RuleInfo
@@ -53,7 +54,6 @@ WARNING_VALIDATORS = (
     "wildcards_instead_of_modifiers",
 )
 
-RULE_SUFFIXES = (".yml", ".yaml")
 
 # Sigma 2.1 names ``utf16le`` (``wide`` is its alias) but pySigma 1.5 only knows ``wide``:
 # register the name for the same modifier, for every parse in this process.
@@ -364,29 +364,6 @@ class _Loader:
             placeholders=self.placeholders,
             _infos=infos,
         )
-
-
-def rule_files(
-    paths: Iterable[Path | str], on_absent: Callable[[Path], object] | None = None
-) -> Iterator[Path]:
-    """The rule files :func:`load_rules` reads for ``paths``, in its order: a file as given,
-    a directory's ``.yml``/``.yaml`` files recursively, sorted; each file once, however the
-    arguments overlap. A path that does not exist is passed to ``on_absent``."""
-    seen: set[Path] = set()
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
-        elif path.is_file():
-            files = [path]
-        else:
-            if on_absent is not None:
-                on_absent(path)
-            continue
-        for file in files:
-            if file.resolve() not in seen:
-                seen.add(file.resolve())
-                yield file
 
 
 def _reaches(edges: list[set[int]], start: int) -> bool:

@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 from sigma.types import SigmaCIDRExpression
 
-from detector.detect.loader import DEFAULT_MAX_RULE_FILE_BYTES, load_rules, rule_files
+from detector.detect.loader import DEFAULT_MAX_RULE_FILE_BYTES, load_rules
+from detector.detect.rulefiles import rule_files
 from detector.detect.ruleset import RuleSet
 from detector.errors import ConfigError, MissingPlaceholderError, RuleError
 

@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 
 from detector.cli.main import app
 from detector.detect import DetectionEngine
-from detector.detect.loader import rule_files
 from detector.detect.placeholders import (
     conversion_pipeline,
     load_rules_with_placeholders,
     placeholder_uses,
     placeholder_values,
 )
+from detector.detect.rulefiles import rule_files
 from detector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from detector.app.authoring.rulefiles import error_message, rule_type
 from detector.app.rulepack import RuleLoader
 from detector.detect import Explanation, RuleSet, explain, load_rules
 from detector.detect.correlation import rule_key
-from detector.detect.loader import RULE_SUFFIXES
+from detector.detect.rulefiles import RULE_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaRuleBase
 
 from detector.detect.correlation import is_first_seen
-from detector.detect.loader import RULE_SUFFIXES
+from detector.detect.rulefiles import RULE_SUFFIXES
 from detector.errors import RuleError
 
 DEFAULT_RULES = Path("detections/rules")
