@@ -163,7 +163,16 @@ def find_rsigma(install: bool) -> str | None:
         return None
     print("building rsigma with cargo install (takes minutes) ...", file=sys.stderr)
     # The evaluator only: the default features add the daemon (HTTP, TLS, SQLite).
-    install = [cargo, "install", "--locked", "--no-default-features", "rsigma"]
+    # (rsigma-runtime is needed without them too: 0.23.0 does not build otherwise).
+    install = [
+        cargo,
+        "install",
+        "--locked",
+        "--no-default-features",
+        "--features",
+        "rsigma-runtime",
+    ]
+    install.append("rsigma")
     if subprocess.run([*install, "--version", RSIGMA_VERSION], check=False).returncode:
         return None
     return shutil.which("rsigma", path=str(cargo_bin))
@@ -245,7 +254,9 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     rows = [("detector replay", replay)]
     rsigma = find_rsigma(not args.no_install)
     if rsigma is None:
-        print("rsigma not found and cannot be built (no cargo): timing replay only")
+        print(
+            "rsigma not found and not built (--no-install, no cargo or a failed build): replay only"
+        )
     else:
         loaded, compared = shared_rules(work / "rules")
         print(f"rules: replay evaluates {loaded}; compared with rsigma: {len(compared)}")
