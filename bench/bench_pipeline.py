@@ -1,0 +1,513 @@
+"""Benchmark: the Kafka runtime against a raw consumer and against ``detector replay``.
+
+Run from the repository root with the local services up (``scripts/services up``; the
+``DETECTOR_KAFKA_PORT``/``DETECTOR_SEARCH_PORT`` of ``scripts/services`` apply):
+``.venv/bin/python bench/bench_pipeline.py [--records 200000] [--rate 2000] [--seconds 20]``.
+
+The records are the scenario's CloudTrail log (``examples/scenario/logs/cloudtrail.jsonl``:
+two days of CI/CD, registry and console traffic with attack stories), repeated with the event
+time shifted by two days per copy and fresh event ids, until ``--records``. They go, in
+event-time order, to a new 6-partition topic and to a JSON-lines file. Then, in one run:
+
+a. a raw aiokafka ``getmany`` loop over the topic (the detect stage's fetch settings);
+b. the same loop plus ``orjson.loads`` of every record;
+c. ``detector replay`` of the file (default rule pack), its alerts written to a file;
+d. ``detector run --stage all`` (OpenSearch sink) draining the topic: until every source
+   and matches offset is committed and the alerts of (c) are stored; the stored alerts are
+   then compared with (c), ids and content (``event.created`` aside);
+e. produce-to-alert-visible latency while the same process keeps running: records at
+   ``--rate`` per second with the current time, among them records that raise a
+   single-event alert; the time from their produce call until a search finds the alert.
+
+Events/s of (c) and (d) exclude each command's start-up (rule loading, group join), which
+is printed separately. This is a benchmark, not a test: it asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
+from rich.table import Table
+
+from detector.normalize import COMPILED
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "examples" / "scenario" / "logs" / "cloudtrail.jsonl"
+PARTITIONS = 6
+SHIFT = timedelta(days=2)
+FETCH_BYTES = 2 * 1024 * 1024  # kafka.max_partition_fetch_bytes default
+BATCH = 500  # kafka.max_batch_records default
+console = Console()
+
+
+# -- records ----------------------------------------------------------------------------
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _stamp(record: dict[str, Any], when: datetime, copy: int | str) -> dict[str, Any]:
+    """A copy of ``record`` at ``when`` with an event id unique to ``copy``."""
+    out = dict(record)
+    out["eventTime"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["eventID"] = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{copy}/{record['eventID']}"))
+    return out
+
+
+def scenario() -> list[dict[str, Any]]:
+    """The scenario's CloudTrail records in event-time order."""
+    records = [orjson.loads(line) for line in SCENARIO.read_bytes().splitlines() if line]
+    return sorted(records, key=lambda r: _time(r["eventTime"]))
+
+
+def workload(count: int) -> Iterator[bytes]:
+    """``count`` records: copies of the scenario, each two days after the previous one."""
+    base = scenario()
+    made = 0
+    copy = 0
+    while made < count:
+        for record in base:
+            if made == count:
+                return
+            yield orjson.dumps(_stamp(record, _time(record["eventTime"]) + copy * SHIFT, copy))
+            made += 1
+        copy += 1
+
+
+def trailer(values: list[bytes]) -> list[bytes]:
+    """One quiet record per partition two days after the last one: it moves the stream's
+    watermark past every window, as the end of input does in replay."""
+    last = _time(orjson.loads(values[-1])["eventTime"]) + SHIFT
+    quiet = next(r for r in scenario() if r["eventName"].startswith("Describe"))
+    return [orjson.dumps(_stamp(quiet, last, f"end{p}")) for p in range(PARTITIONS)]
+
+
+# -- Kafka helpers ----------------------------------------------------------------------
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes]) -> float:
+    """Produce ``values`` in order, round robin over the partitions; returns seconds."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for i, value in enumerate(values):
+            pending.append(await producer.send(topic, value, partition=i % PARTITIONS))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_read(bootstrap: str, topic: str, parse: bool) -> tuple[float, int]:
+    """Read the whole topic with ``getmany`` (optionally ``orjson.loads``); seconds, records."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=FETCH_BYTES,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        total = sum(ends.values())
+        seen = 0
+        started = time.perf_counter()
+        while seen < total:
+            polled = await consumer.getmany(timeout_ms=500, max_records=BATCH)
+            for messages in polled.values():
+                seen += len(messages)
+                if parse:
+                    for msg in messages:
+                        orjson.loads(msg.value)
+        return time.perf_counter() - started, seen
+    finally:
+        await consumer.stop()
+
+
+async def committed(bootstrap: str, group: str, topic: str, count: int) -> list[int | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return [await consumer.committed(TopicPartition(topic, p)) for p in range(count)]
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> list[int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        await consumer.topics()  # refreshes the metadata
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in parts]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return [ends[tp] for tp in tps]
+    finally:
+        await consumer.stop()
+
+
+# -- search helpers ---------------------------------------------------------------------
+
+
+async def stored(search: str, index: str) -> dict[str, dict[str, Any]]:
+    """Every alert document in ``index`` by id."""
+    docs: dict[str, dict[str, Any]] = {}
+    async with httpx.AsyncClient(base_url=search, timeout=60) as client:
+        await client.post(f"/{index}/_refresh")
+        page = await client.post(
+            f"/{index}/_search?scroll=1m", json={"size": 5000, "query": {"match_all": {}}}
+        )
+        if page.status_code == 404:
+            return docs
+        body = page.json()
+        while body["hits"]["hits"]:
+            for hit in body["hits"]["hits"]:
+                docs[hit["_id"]] = hit["_source"]
+            page = await client.post(
+                "/_search/scroll", json={"scroll": "1m", "scroll_id": body["_scroll_id"]}
+            )
+            body = page.json()
+    return docs
+
+
+async def count(client: httpx.AsyncClient, index: str) -> int:
+    await client.post(f"/{index}/_refresh")
+    found = await client.get(f"/{index}/_count")
+    return int(found.json().get("count", 0)) if found.status_code == 200 else 0
+
+
+def _comparable(doc: dict[str, Any]) -> bytes:
+    """The document without what differs by run (creation time)."""
+    event = {k: v for k, v in doc.get("event", {}).items() if k != "created"}
+    return orjson.dumps({**doc, "event": event}, option=orjson.OPT_SORT_KEYS)
+
+
+# -- the measured commands --------------------------------------------------------------
+
+
+def detector(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "detector"), *args]
+
+
+def replay(path: Path, out: Path, *, quiet: bool = False) -> float:
+    """Seconds of ``detector replay`` over ``path``."""
+    started = time.perf_counter()
+    subprocess.run(
+        detector("replay", str(path), "-s", "cloudtrail", "-o", str(out), "--max-rows", "0"),
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if quiet else None,
+    )
+    return time.perf_counter() - started
+
+
+def run_config(work: Path, bootstrap: str, search: str, topic: str, tag: str, port: int) -> Path:
+    config = {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "topics": [topic],
+            "topic_formats": {topic: {"source": "cloudtrail"}},
+            "group_id": f"bp-detect-{tag}",
+            "correlate_group_id": f"bp-correlate-{tag}",
+            "matches_topic": f"bp-matches-{tag}",
+            "state_topic": f"bp-state-{tag}",
+            "deadletter_topic": f"bp-dlq-{tag}",
+            "source_idle_seconds": 1,
+        },
+        "sinks": {"opensearch": {"hosts": [search], "index": f"bp-alerts-{tag}"}},
+        "health": {"host": "127.0.0.1", "port": port},
+        "log": {"level": "warning"},
+    }
+    path = work / "run.yml"
+    path.write_bytes(orjson.dumps(config))  # JSON is YAML
+    return path
+
+
+async def wait_ready(port: int, proc: asyncio.subprocess.Process, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise SystemExit(f"detector run exited with {proc.returncode}")
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+    raise SystemExit("detector run did not become ready")
+
+
+async def drained(
+    bootstrap: str, search: str, topic: str, tag: str, expected: int, limit: float
+) -> float:
+    """Wait until every offset is committed and ``expected`` alerts are stored, or the
+    stored count has not moved for 10 s with every offset committed; returns the
+    ``perf_counter`` time at which the last of these was first true."""
+    index = f"bp-alerts-{tag}"
+    source_end = await end_offsets(bootstrap, topic)
+    deadline = time.monotonic() + limit
+    last = (-1, time.perf_counter())
+    async with httpx.AsyncClient(base_url=search, timeout=30) as client:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            stored_now = await count(client, index)
+            if stored_now != last[0]:
+                last = (stored_now, time.perf_counter())
+            done = await committed(bootstrap, f"bp-detect-{tag}", topic, PARTITIONS)
+            if done != source_end:
+                continue
+            matches = f"bp-matches-{tag}"
+            ends = await end_offsets(bootstrap, matches)
+            if await committed(bootstrap, f"bp-correlate-{tag}", matches, len(ends)) != ends:
+                continue
+            if stored_now >= expected:
+                return time.perf_counter()
+            if time.perf_counter() - last[1] > 10:
+                return last[1]
+    raise SystemExit(f"not drained within {limit:.0f}s")
+
+
+async def latency(
+    bootstrap: str,
+    search: str,
+    topic: str,
+    index: str,
+    alerting: set[str],
+    rate: int,
+    seconds: float,
+) -> list[float]:
+    """Produce at ``rate``/s for ``seconds`` and time the single-event alerts."""
+    base = scenario()
+    triggers = [r for r in base if _stamp(r, _time(r["eventTime"]), 0)["eventID"] in alerting]
+    produced: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=2)
+    await producer.start()
+    stop = asyncio.Event()
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(base_url=search, timeout=10) as client:
+            while not (stop.is_set() and len(seen) >= len(produced)):
+                wanted = [e for e in produced if e not in seen]
+                if wanted:
+                    await client.post(f"/{index}/_refresh")
+                    found = await client.post(
+                        f"/{index}/_search",
+                        json={
+                            "size": 1000,
+                            "_source": ["event.reference"],
+                            "query": {"terms": {"event.reference": wanted[:1000]}},
+                        },
+                    )
+                    now = time.perf_counter()
+                    for hit in found.json().get("hits", {}).get("hits", []):
+                        for ref in hit["_source"]["event"]["reference"]:
+                            seen.setdefault(ref, now)
+                await asyncio.sleep(0.02)
+
+    poller = asyncio.create_task(poll())
+    try:
+        started = time.perf_counter()
+        sent = 0
+        tick = max(1, rate // 50)
+        while (elapsed := time.perf_counter() - started) < seconds:
+            due = int(elapsed * rate)
+            while sent < due:
+                now = datetime.now(UTC)
+                every = max(1, rate // 10)  # about ten alerting records per second
+                if sent % every == 0:
+                    record = _stamp(triggers[sent // every % len(triggers)], now, f"lat{sent}")
+                    produced[record["eventID"]] = time.perf_counter()
+                else:
+                    record = _stamp(base[sent % len(base)], now, f"lat{sent}")
+                await producer.send(topic, orjson.dumps(record), partition=sent % PARTITIONS)
+                sent += 1
+                if sent % tick == 0:
+                    break
+            await asyncio.sleep(0.01)
+        await producer.flush()
+        stop.set()
+        try:
+            await asyncio.wait_for(poller, 60)
+        except TimeoutError:
+            console.print(f"[red]{len(produced) - len(seen)} alerts not visible after 60s[/red]")
+    finally:
+        stop.set()
+        poller.cancel()
+        await producer.stop()
+    return sorted(seen[e] - produced[e] for e in produced if e in seen)
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def services() -> tuple[str, str]:
+    """Kafka and search addresses of the running local services (started if needed)."""
+    state = Path(os.environ.get("DETECTOR_SERVICES_DIR", ROOT / ".services")) / "env"
+    if not state.exists():
+        subprocess.run([str(ROOT / "scripts" / "services"), "up"], check=True, cwd=ROOT)
+    env = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in state.read_text().splitlines()
+        if "=" in line
+    )
+    return env["DETECTOR_TEST_KAFKA"], env["DETECTOR_TEST_SEARCH_URL"]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=2000, help="events/s of the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--port", type=int, default=18931, help="health port of detector run")
+    args = parser.parse_args()
+    bootstrap, search = services()
+    tag = uuid.uuid4().hex[:8]
+    topic = f"bp-cloudtrail-{tag}"
+    rows: list[tuple[str, float, float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        values = list(workload(args.records))
+        values += trailer(values)
+        log = work / "records.jsonl"
+        log.write_bytes(b"\n".join(values) + b"\n")
+        await create_topic(bootstrap, topic)
+        seconds = await produce(bootstrap, topic, values)
+        console.print(f"produced {len(values):,} records to {topic} in {seconds:.1f}s")
+
+        for name, parse in (("a. raw getmany", False), ("b. getmany + orjson.loads", True)):
+            seconds, read = await raw_read(bootstrap, topic, parse)
+            rows.append((name, read / seconds, seconds, 0.0))
+
+        empty = work / "empty.jsonl"
+        empty.write_bytes(b"")
+        startup = replay(empty, work / "none.jsonl", quiet=True)
+        out = work / "replay.jsonl"
+        seconds = replay(log, out)
+        rows.append(
+            ("c. detector replay (file)", len(values) / (seconds - startup), seconds, startup)
+        )
+        expected = {d["event"]["id"]: d for d in map(orjson.loads, out.read_bytes().splitlines())}
+        # source events of single-event alerts: the latency run produces them again
+        single = {
+            d["event"]["reference"][0]
+            for d in expected.values()
+            if len(d["event"]["reference"]) == 1
+        }
+
+        config = run_config(work, bootstrap, search, topic, tag, args.port)
+        logfile = (work / "run.log").open("wb")
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *detector("run", "--stage", "all", "--config", str(config)),
+            cwd=ROOT,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            await wait_ready(args.port, proc)
+            startup = time.perf_counter() - started
+            finished = await drained(bootstrap, search, topic, tag, len(expected), 1800)
+            seconds = finished - started
+            rows.append(
+                ("d. detector run --stage all", len(values) / (seconds - startup), seconds, startup)
+            )
+            got = await stored(search, f"bp-alerts-{tag}")
+            missing = expected.keys() - got.keys()
+            extra = got.keys() - expected.keys()
+            differ = [
+                k
+                for k in expected.keys() & got.keys()
+                if _comparable(expected[k]) != _comparable(got[k])
+            ]
+            lat = await latency(
+                bootstrap, search, topic, f"bp-alerts-{tag}", single, args.rate, args.seconds
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 60)
+            except TimeoutError:
+                proc.kill()
+            logfile.close()
+
+    build = "compiled (mypyc)" if COMPILED else "interpreted"
+    table = Table(
+        title=f"{len(values):,} CloudTrail records, {PARTITIONS} partitions, {build} build"
+    )
+    for column in ("step", "events/s", "vs (c)", "vs (b)", "wall s", "start-up s"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    replay_rate = rows[2][1]
+    for name, rate, wall, start in rows:
+        table.add_row(
+            name,
+            f"{rate:,.0f}",
+            f"{rate / replay_rate:.2f}",
+            f"{rate / rows[1][1]:.3f}",
+            f"{wall:.1f}",
+            f"{start:.1f}" if start else "",
+        )
+    console.print(table)
+    same = not missing and not extra and not differ
+    console.print(
+        f"alerts: replay {len(expected)}, stored {len(got)}, missing {len(missing)}, "
+        f"extra {len(extra)}, different content {len(differ)}: "
+        + ("[green]identical[/green]" if same else "[red]DIFFERENT[/red]")
+    )
+    for key in sorted(missing):
+        doc = expected[key]
+        console.print(f"  missing: {doc['rule']['name']} at {doc['@timestamp']}")
+    for key in sorted(extra):
+        doc = got[key]
+        console.print(f"  extra: {doc['rule']['name']} at {doc['@timestamp']}")
+    if lat:
+        p50 = statistics.quantiles(lat, n=100)[49] if len(lat) > 1 else lat[0]
+        p99 = statistics.quantiles(lat, n=100)[98] if len(lat) > 1 else lat[0]
+        console.print(
+            f"e. produce-to-alert-visible at {args.rate:,} events/s for {args.seconds:.0f}s: "
+            f"{len(lat)} alerts, p50 {p50:.3f}s, p99 {p99:.3f}s, max {lat[-1]:.3f}s"
+        )
+    if not same:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
