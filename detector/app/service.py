@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from typing import Literal
 
 import structlog
+from aiokafka.errors import KafkaError
 
 from detector.app.correlator import Correlator
 from detector.app.health import HealthServer, HealthState
@@ -27,7 +28,14 @@ from detector.app.schemaresolver import SchemaResolver
 from detector.app.settings import DetectorSettings
 from detector.decode import DecodeLimits
 from detector.detect import RuleSet
-from detector.errors import ConfigError, MissingPlaceholderError, RuleError, RuleLoadError
+from detector.errors import (
+    ConfigError,
+    MissingPlaceholderError,
+    RuleError,
+    RuleLoadError,
+    SourceError,
+    UnavailableError,
+)
 from detector.models import Sink
 from detector.normalize import COMPILED
 from detector.sinks.bulk import BulkSink
@@ -35,6 +43,7 @@ from detector.sinks.config import SinksConfig
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sinks.jsonl import JsonLinesSink
 from detector.sinks.matches import KafkaMatchSink
+from detector.sinks.retry import backoff_delay
 from detector.sources.kafka import KafkaSource
 from detector.sources.kafkasecurity import KafkaSecurity, check_connection, kafka_security
 from detector.sources.schemaregistry import SchemaRegistryClient
@@ -43,6 +52,16 @@ from detector.state.changelog import DEFAULT_MAX_BYTES
 from detector.state.partition import EngineFactory
 
 log = structlog.get_logger(__name__)
+
+#: Start-up failures that mean "a service is not reachable yet": wait and try again.
+#: Configuration errors (bad credentials, TLS) are not among them: they exit at once.
+STARTUP_WAITS: tuple[type[BaseException], ...] = (
+    UnavailableError,
+    SourceError,
+    KafkaError,
+    OSError,
+    TimeoutError,
+)
 
 Stage = Literal["all", "detect", "correlate"]
 STAGES: tuple[Stage, ...] = ("all", "detect", "correlate")
@@ -166,6 +185,9 @@ class Service:
         self.correlator: Correlator | None = None
         self._stages: list[HealthState] = []
         self._stopping = False
+        self._started = False
+        #: Ceiling of the wait between start-up attempts during an outage, seconds.
+        self.max_startup_backoff = 30.0
         # one set of TLS/SASL client arguments for every Kafka client (built at run())
         self._security: KafkaSecurity = {}
 
@@ -178,8 +200,40 @@ class Service:
             self.correlator.stop()
 
     async def run(self) -> None:
-        """Create internal topics, start the stages and run them until stopped."""
+        """Create internal topics, start the stages and run them until stopped.
+
+        Start-up waits for its services: while the broker, the search engine or another
+        output is unreachable it retries with backoff (not ready, but alive), so a member
+        started during an outage becomes ready when the outage ends instead of exiting.
+        """
+        attempt = 0
+        while True:
+            try:
+                await self._run()
+                return
+            except STARTUP_WAITS as exc:
+                if self._started or self._stopping:
+                    raise
+                delay = backoff_delay(attempt, 0.5, self.max_startup_backoff)
+                attempt += 1
+                log.warning(
+                    "startup_waiting", attempt=attempt, retry_in=round(delay, 1), error=str(exc)
+                )
+                await self._pause(delay)
+                if self._stopping:
+                    return
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` in slices, alive for the health check, ending early on stop."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self._stopping and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            self.health.progress()
+            await asyncio.sleep(min(left, 0.5))
+
+    async def _run(self) -> None:
         settings, kafka = self.settings, self.settings.kafka
+        self.runner = self.correlator = None
+        self._stages = []
         sinks = build_sinks(settings.sinks)
         async with AsyncExitStack() as stack:
             self._security = kafka_security(kafka)
@@ -206,6 +260,7 @@ class Service:
                 # An install without a C compiler runs the slower interpreted build.
                 hot_path="compiled" if COMPILED else "interpreted",
             )
+            self._started = True
             if self._stopping:
                 self.stop()
             async with asyncio.TaskGroup() as tasks:
