@@ -240,7 +240,7 @@ class Correlator:
                         progress = {k: SourceProgress(*v) for k, v in record.sources.items()}
                         state.report(progress, now)
                     else:
-                        state.accept(record, now)
+                        state.accept(record, now, msg.value)
                 state.offset = msg.offset + 1
                 state.dirty = True
             DUPLICATE_MATCHES.inc(state.duplicates - duplicates)

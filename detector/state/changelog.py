@@ -51,7 +51,7 @@ class KafkaChangelogStore:
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
-            compression_type="gzip",
+            compression_type=None,  # checkpoints arrive compressed (Checkpoint.to_bytes)
             max_request_size=max_bytes,
             **(security or {}),
         )

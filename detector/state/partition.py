@@ -113,7 +113,7 @@ class PartitionState:
         self._newest = -math.inf
         self.unknown_targets: set[str] = set()
 
-    def accept(self, routed: RoutedMatch, now: float) -> None:
+    def accept(self, routed: RoutedMatch, now: float, record: bytes | None = None) -> None:
         """Take one routed match: drop it if already held, else buffer it until the
         watermark passes it. A match the watermark already passed is too late: first-seen
         learns its term without alerting, correlations count it (see docs/runtime.md)."""
@@ -128,7 +128,7 @@ class PartitionState:
                     self.duplicates += 1
                     return
                 self.inputs[source] = position
-        if self.pending.push(routed):
+        if self.pending.push(routed, record):
             if routed.match.event.timestamp < self._newest:
                 self.reordered += 1
             else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import orjson
@@ -149,7 +149,7 @@ class PendingMatches:
 
     def __init__(self) -> None:
         # (order, arrival number, match): the number keeps equal orders comparable
-        self._heap: list[tuple[OrderKey, int, RoutedMatch]] = []
+        self._heap: list[tuple[OrderKey, int, RoutedMatch, bytes]] = []
         self._arrivals = 0
         #: Matches older than this were released; a newer arrival below it is too late.
         self.released = -math.inf
@@ -157,12 +157,14 @@ class PendingMatches:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, routed: RoutedMatch) -> bool:
-        """Hold ``routed``; ``False`` (not held) when the watermark already passed it."""
+    def push(self, routed: RoutedMatch, record: bytes | None = None) -> bool:
+        """Hold ``routed`` (``record``: its matches-topic bytes, kept for checkpoints);
+        ``False`` (not held) when the watermark already passed it."""
         if routed.match.event.timestamp < self.released:
             return False
         self._arrivals += 1
-        heapq.heappush(self._heap, (order_key(routed), self._arrivals, routed))
+        item = (order_key(routed), self._arrivals, routed, record or encode_routed(routed))
+        heapq.heappush(self._heap, item)
         return True
 
     def release(self, watermark: float, *, drain: bool = False) -> list[RoutedMatch]:
@@ -178,7 +180,9 @@ class PendingMatches:
     def snapshot(self) -> bytes:
         """The held matches as JSON lines of the matches-topic codec, plus the release mark."""
         head = orjson.dumps({"released": self.released if math.isfinite(self.released) else None})
-        return b"\n".join([head, *(encode_routed(r) for _, _, r in sorted(self._heap))])
+        return b"\n".join(
+            [head, *(raw for *_, raw in sorted(self._heap, key=lambda item: item[:2]))]
+        )
 
     def restore(self, data: bytes) -> None:
         """Load :meth:`snapshot` output; ``ValueError`` when malformed."""
@@ -187,16 +191,13 @@ class PendingMatches:
             released = orjson.loads(lines[0])["released"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"invalid pending matches: {exc}") from exc
-        held = [decode_matches_record(line) for line in lines[1:] if line]
-        if not all(isinstance(r, RoutedMatch) for r in held):
-            raise ValueError("invalid pending matches: a heartbeat among them")
-        self._heap = [(order_key(r), n, r) for n, r in enumerate(_routed(held))]
+        heap: list[tuple[OrderKey, int, RoutedMatch, bytes]] = []
+        for line in (x for x in lines[1:] if x):
+            routed = decode_matches_record(line)
+            if not isinstance(routed, RoutedMatch):
+                raise ValueError("invalid pending matches: a heartbeat among them")
+            heap.append((order_key(routed), len(heap), routed, line))
+        self._heap = heap
         self._arrivals = len(self._heap)
         heapq.heapify(self._heap)
         self.released = -math.inf if released is None else float(released)
-
-
-def _routed(items: Iterable[object]) -> Iterator[RoutedMatch]:
-    for item in items:
-        if isinstance(item, RoutedMatch):
-            yield item
