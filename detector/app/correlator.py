@@ -43,9 +43,8 @@ from detector.app.metrics import (
     ConsumerLag,
 )
 from detector.app.runner import Delivery, watchdog
-from detector.detect.correlation.ordering import SourceProgress
 from detector.errors import DeliveryAbandonedError, DetectorError
-from detector.models import Alert, DeadLetter, Origin, Sink, Watermark, decode_matches_record
+from detector.models import Alert, DeadLetter, Origin, Sink, decode_matches_record
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.state import Checkpoint, KafkaChangelogStore
 from detector.state.partition import EngineFactory, PartitionState
@@ -217,7 +216,8 @@ class Correlator:
                 continue
             duplicates = state.duplicates
             for msg in messages:
-                if state.offset is not None and msg.offset < state.offset:
+                below = state.offset is not None and msg.offset < state.offset
+                if below and msg.offset not in state.reloading:
                     # Already reflected in the restored state: the seek on assignment can
                     # lose a race with the fetcher's own position reset, so check here too.
                     continue
@@ -235,14 +235,12 @@ class Correlator:
                             value=msg.value or b"",
                         )
                     )
+                    state.reloading.discard(msg.offset)
+                    if not below:
+                        state.offset = msg.offset + 1
+                        state.dirty = True
                 else:
-                    if isinstance(record, Watermark):
-                        progress = {k: SourceProgress(*v) for k, v in record.sources.items()}
-                        state.report(progress, now)
-                    else:
-                        state.accept(record, now, msg.value)
-                state.offset = msg.offset + 1
-                state.dirty = True
+                    state.read(msg.offset, record, now)
             DUPLICATE_MATCHES.inc(state.duplicates - duplicates)
         # Every partition, polled or not: an idle or stale source can let the watermark
         # move without a record.
@@ -297,7 +295,9 @@ class Correlator:
             await self.delivery.retry("state", partial(self.store.save, key, data, partition))
             CHECKPOINT_BYTES.observe(len(data))
             state.dirty = False
-            offsets[tp] = state.offset
+            # the oldest held match: a restore without this checkpoint reads it again
+            resume = state.resume_offset()
+            offsets[tp] = state.offset if resume is None else resume
         if offsets:
             await self.commit(offsets)
 
@@ -336,8 +336,9 @@ class Correlator:
                         state = PartitionState(partition, self.factory)
                     else:
                         STATE_RESTORES.labels("restored").inc()
-                        assert state.offset is not None
-                        self._consumer.seek(TopicPartition(self.topic, partition), state.offset)
+                        resume = state.resume_offset()
+                        assert resume is not None
+                        self._consumer.seek(TopicPartition(self.topic, partition), resume)
                 else:
                     STATE_RESTORES.labels("empty").inc()
                 self.states[partition] = state

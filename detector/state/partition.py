@@ -5,7 +5,10 @@ one :class:`FirstSeenEngine`, the duplicate filter, the per-source watermark
 (:class:`StreamClock`) and the reorder buffer (:class:`PendingMatches`). Routed matches
 wait in the buffer until the watermark passes them and are then applied in event-time
 order, so the alerts equal those of an in-order replay whatever the arrival order.
-Everything, the buffer included, goes into the :class:`Checkpoint`.
+The :class:`Checkpoint` holds the engines, the clock and the input offsets of the
+buffered matches; after a restore those are read again from the input
+(:meth:`PartitionState.resume_offset`), so a checkpoint's size does not grow with the
+buffer.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ from detector.detect import RuleSet
 from detector.detect.correlation import CorrelationEngine, EngineStats, FirstSeenEngine
 from detector.detect.correlation.ordering import PendingMatches, SourceProgress, StreamClock
 from detector.detect.correlation.routing import MatchRouter
-from detector.models import Alert, RoutedMatch
+from detector.models import Alert, RoutedMatch, Watermark
 from detector.state.checkpoint import Checkpoint
 
 #: Checkpoint section names.
 META = "meta"
-PENDING = "pending"
 FIRST_SEEN = "first_seen"
 UNIT_PREFIX = "correlation:"
 
@@ -100,6 +102,8 @@ class PartitionState:
         self.first_seen = factory.first_seen_engine()
         self.clock = factory.clock()
         self.pending = PendingMatches()
+        #: Offsets of held matches a restored checkpoint still has to read again.
+        self.reloading: set[int] = set()
         self._engine_time = -math.inf
         self._first_seen_ids = factory.router.first_seen_ids
         self.inputs: dict[str, tuple[int, int]] = {}
@@ -113,7 +117,33 @@ class PartitionState:
         self._newest = -math.inf
         self.unknown_targets: set[str] = set()
 
-    def accept(self, routed: RoutedMatch, now: float, record: bytes | None = None) -> None:
+    def read(self, offset: int, record: RoutedMatch | Watermark, now: float) -> None:
+        """Take the input record at ``offset``: a heartbeat or a routed match.
+
+        A record below :attr:`offset` is already in the state and skipped, except a match
+        the checkpoint held in the buffer: it is read again into the buffer.
+        """
+        if self.offset is not None and offset < self.offset:
+            if offset in self.reloading and isinstance(record, RoutedMatch):
+                self.reloading.discard(offset)
+                self.pending.push(record, offset)
+            return
+        if isinstance(record, Watermark):
+            self.report({k: SourceProgress(*v) for k, v in record.sources.items()}, now)
+        else:
+            self.accept(record, now, offset)
+        self.offset = offset + 1
+        self.dirty = True
+
+    def resume_offset(self) -> int | None:
+        """Where to read the input from: the oldest held match, else :attr:`offset`.
+
+        Also the offset to commit: everything below it is applied or needs no re-read.
+        """
+        held = [*self.reloading, *self.pending.offsets()]
+        return min(held) if held else self.offset
+
+    def accept(self, routed: RoutedMatch, now: float, offset: int) -> None:
         """Take one routed match: drop it if already held, else buffer it until the
         watermark passes it. A match the watermark already passed is too late: first-seen
         learns its term without alerting, correlations count it (see docs/runtime.md)."""
@@ -128,7 +158,7 @@ class PartitionState:
                     self.duplicates += 1
                     return
                 self.inputs[source] = position
-        if self.pending.push(routed, record):
+        if self.pending.push(routed, offset):
             if routed.match.event.timestamp < self._newest:
                 self.reordered += 1
             else:
@@ -155,6 +185,8 @@ class PartitionState:
         newest progress, but only the watermark makes later arrivals too late: a quiet
         source's next record may still be up to the allowed lateness older.
         """
+        if self.reloading:  # the buffer is not complete again yet
+            return []
         watermark = self.clock.watermark()
         drained = self.clock.drained()
         if drained is None and watermark <= self.pending.released:
@@ -186,13 +218,15 @@ class PartitionState:
         """Snapshots of every engine, the buffer and the clock, valid up to :attr:`offset`."""
         if self.offset is None:
             raise ValueError("no input applied yet")
+        pending = self.pending.snapshot()
+        pending["offsets"] = sorted({*self.reloading, *self.pending.offsets()})
         meta = {
             "inputs": {k: list(v) for k, v in self.inputs.items()},
             "sources": self.clock.snapshot(),
+            "pending": pending,
         }
         sections = {
             META: orjson.dumps(meta),
-            PENDING: self.pending.snapshot(),
             FIRST_SEEN: self.first_seen.snapshot(self.partition),
         }
         for target, engine in self.units.items():
@@ -211,8 +245,9 @@ class PartitionState:
             self.clock.restore(meta.get("sources", {}), now)
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ValueError(f"invalid checkpoint meta: {exc!r}") from exc
-        if PENDING in sections:
-            self.pending.restore(sections[PENDING])
+        if "pending" in meta:
+            self.pending.released, held = PendingMatches.parse(meta["pending"])
+            self.reloading = set(held)
         if FIRST_SEEN in sections:
             self.first_seen.restore(sections[FIRST_SEEN])
         for target, engine in self.units.items():

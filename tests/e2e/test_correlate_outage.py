@@ -33,7 +33,6 @@ from test_two_stage import Running, Scenario, _record, _until
 
 from detector.app.pipeline import DetectPipeline
 from detector.detect import load_rules
-from detector.detect.correlation.ordering import SourceProgress
 from detector.models import Origin, RawRecord, RoutedMatch, Watermark, decode_matches_record
 from detector.sinks.config import OpenSearchSinkConfig, RetryConfig, SinksConfig
 from detector.sinks.matches import record_key
@@ -181,10 +180,7 @@ async def _firing_offsets(sc: Scenario) -> dict[int, int]:
     for partition, records in found.items():
         state = PartitionState(partition, factory)
         for offset, record in records:
-            if isinstance(record, Watermark):
-                state.report({k: SourceProgress(*v) for k, v in record.sources.items()}, 0.0)
-            else:
-                state.accept(record, 0.0)
+            state.read(offset, record, 0.0)
             if state.release():
                 firing[partition] = offset
                 break

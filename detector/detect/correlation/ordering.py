@@ -20,9 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import orjson
-
-from detector.models import RoutedMatch, decode_matches_record, encode_routed
+from detector.models import RoutedMatch
 
 
 class SourceProgress(NamedTuple):
@@ -143,28 +141,28 @@ class StreamClock:
 class PendingMatches:
     """Routed matches waiting for the watermark, released in event-time order.
 
+    Each held match remembers its input offset (its position in the matches partition).
+    A checkpoint keeps only those offsets: the held matches are read again from the input
+    after a restore (:meth:`offsets`), so a checkpoint costs little however much is held.
     Memory is bounded by the matches of one watermark lag: those newer than the slowest
     active source's progress minus the allowed lateness.
     """
 
     def __init__(self) -> None:
-        # (order, arrival number, match): the number keeps equal orders comparable
-        self._heap: list[tuple[OrderKey, int, RoutedMatch, bytes]] = []
-        self._arrivals = 0
+        # (order, input offset, match): offsets are unique, so items always compare
+        self._heap: list[tuple[OrderKey, int, RoutedMatch]] = []
         #: Matches older than this were released; a newer arrival below it is too late.
         self.released = -math.inf
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, routed: RoutedMatch, record: bytes | None = None) -> bool:
-        """Hold ``routed`` (``record``: its matches-topic bytes, kept for checkpoints);
-        ``False`` (not held) when the watermark already passed it."""
+    def push(self, routed: RoutedMatch, offset: int) -> bool:
+        """Hold ``routed``, read at input ``offset``; ``False`` (not held) when the
+        watermark already passed it."""
         if routed.match.event.timestamp < self.released:
             return False
-        self._arrivals += 1
-        item = (order_key(routed), self._arrivals, routed, record or encode_routed(routed))
-        heapq.heappush(self._heap, item)
+        heapq.heappush(self._heap, (order_key(routed), offset, routed))
         return True
 
     def release(self, watermark: float, *, drain: bool = False) -> list[RoutedMatch]:
@@ -177,27 +175,25 @@ class PendingMatches:
             out.append(heapq.heappop(heap)[2])
         return out
 
-    def snapshot(self) -> bytes:
-        """The held matches as JSON lines of the matches-topic codec, plus the release mark."""
-        head = orjson.dumps({"released": self.released if math.isfinite(self.released) else None})
-        return b"\n".join(
-            [head, *(raw for *_, raw in sorted(self._heap, key=lambda item: item[:2]))]
-        )
+    def offsets(self) -> list[int]:
+        """Input offsets of the held matches, ascending."""
+        return sorted(offset for _, offset, _ in self._heap)
 
-    def restore(self, data: bytes) -> None:
-        """Load :meth:`snapshot` output; ``ValueError`` when malformed."""
-        lines = data.split(b"\n")
+    def snapshot(self) -> dict[str, object]:
+        """JSON-ready: the release mark and the input offsets of the held matches."""
+        released = self.released if math.isfinite(self.released) else None
+        return {"released": released, "offsets": self.offsets()}
+
+    @staticmethod
+    def parse(data: object) -> tuple[float, list[int]]:
+        """``(release mark, held offsets)`` of :meth:`snapshot` output; ``ValueError`` when
+        malformed."""
+        if not isinstance(data, dict):
+            raise ValueError("invalid pending matches: not an object")
         try:
-            released = orjson.loads(lines[0])["released"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"invalid pending matches: {exc}") from exc
-        heap: list[tuple[OrderKey, int, RoutedMatch, bytes]] = []
-        for line in (x for x in lines[1:] if x):
-            routed = decode_matches_record(line)
-            if not isinstance(routed, RoutedMatch):
-                raise ValueError("invalid pending matches: a heartbeat among them")
-            heap.append((order_key(routed), len(heap), routed, line))
-        self._heap = heap
-        self._arrivals = len(self._heap)
-        heapq.heapify(self._heap)
-        self.released = -math.inf if released is None else float(released)
+            released, offsets = data["released"], data["offsets"]
+            mark = -math.inf if released is None else float(released)
+            held = [int(o) for o in offsets]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"invalid pending matches: {exc!r}") from exc
+        return mark, held

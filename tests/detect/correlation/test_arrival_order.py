@@ -205,30 +205,31 @@ class _Correlate:
         self.factory = factory
         self.log: list[bytes] = []
         self.state = PartitionState(partition, factory)
+        self.position = 0
         self.saved: bytes | None = None
 
     def consume(self, count: int, stored: dict[str, Any], now: float) -> None:
         """Read up to ``count`` records, deliver the alerts, then checkpoint."""
-        start = self.state.offset or 0
-        alerts: list[Alert] = []
+        start = self.position
         for offset in range(start, min(start + count, len(self.log))):
-            record = decode_matches_record(self.log[offset])
-            if isinstance(record, Watermark):
-                self.state.report({k: _progress(v) for k, v in record.sources.items()}, now)
-            else:
-                self.state.accept(record, now)
-            self.state.offset = offset + 1
-        alerts.extend(self.state.release())
-        for alert in alerts:  # op_type=create: the first write of an id stays
+            self.state.read(offset, decode_matches_record(self.log[offset]), now)
+            self.position = offset + 1
+        for alert in self.state.release():  # op_type=create: the first write of an id stays
             stored.setdefault(alert.id, _content(alert))
         if self.state.offset is not None:
             self.saved = self.state.checkpoint().to_bytes()
 
+    def unread(self) -> bool:
+        """Whether input is left to read."""
+        return self.position < len(self.log)
+
     def crash(self, now: float) -> None:
         """Lose memory; the successor restores the last checkpoint."""
         self.state = PartitionState(self.partition, self.factory)
+        self.position = 0
         if self.saved is not None:
             self.state.restore(Checkpoint.from_bytes(self.saved), now)
+            self.position = self.state.resume_offset() or 0
 
 
 def _progress(value: tuple[float | None, bool]) -> SourceProgress:
@@ -287,7 +288,7 @@ def test_any_arrival_order_batching_and_restart_gives_replays_alerts(
     while True:
         now += 1.0
         left = [p for p in range(SOURCE_PARTITIONS) if read[p] < len(sources[p])]
-        unread = [m for m in matches if (m.state.offset or 0) < len(m.log)]
+        unread = [m for m in matches if m.unread()]
         steps = (["detect"] if left else []) + (["correlate"] if unread else [])
         if not steps:
             break
@@ -327,15 +328,15 @@ def test_a_match_behind_the_watermark_is_too_late_and_first_seen_learns_it(
     assert state.release() == []
     first_seen = [r for r in late.matches if r.target == "5e000000-0000-4000-8000-000000000003"]
     assert len(first_seen) == 1
-    state.accept(first_seen[0], 1.0)
+    state.accept(first_seen[0], 1.0, 0)
     assert state.too_late == 1
     fs = state.first_seen.stats.rules["5e000000-0000-4000-8000-000000000003"]
     assert fs.too_late_events == 1 and fs.active_groups == 1
     again = detect.process(
         [RawRecord(_record(1, 1, 600, "carol", "GetSecretValue", 1), Origin("trail", 1, 1))]
     )
-    for routed in again.matches:
-        state.accept(routed, 2.0)
+    for n, routed in enumerate(again.matches, start=1):
+        state.accept(routed, 2.0, n)
     progress = _progress((700.0 + T0.timestamp(), False))
     state.report({"trail/0": progress, "trail/1": progress}, 3.0)
     assert [a for a in state.release() if a.rule.type == "first_seen"] == []
