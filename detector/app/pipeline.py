@@ -10,15 +10,22 @@ Two shapes share the ingest path so every entry point answers a record the same 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
 
 from detector.app.ingest import Ingestor
 from detector.app.metrics import MATCHES, observe_event
 from detector.detect import DetectionEngine, RuleSet, alert_for_match
 from detector.detect.alerting import AlertPipeline, silent_rule_ids
 from detector.detect.correlation.routing import MatchRouter
-from detector.models import Alert, DeadLetter, Event, RawRecord, RoutedMatch
+from detector.models import Alert, DeadLetter, Event, RawRecord, RoutedMatch, time_implausible
+from detector.models.events import DETECTOR_SECTION, TIME_IMPLAUSIBLE
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -38,15 +45,62 @@ class BatchResult:
     progress: dict[str, float] = field(default_factory=dict)
 
 
+#: Default bound of an event time ahead of its arrival (Kafka timestamp or reading clock).
+MAX_AHEAD_SECONDS = 15 * 60.0
+#: Default floor of a plausible event time: 2000-01-01T00:00:00Z.
+MIN_EVENT_TIME = 946_684_800.0
+
+
+@dataclass(frozen=True, slots=True)
+class TimeGuard:
+    """Which event times are plausible: not more than ``max_ahead`` seconds after the
+    record arrived (its Kafka timestamp, else ``clock()``) and not before ``floor``.
+
+    An implausible event is still evaluated; it is flagged (``event.ingested`` and
+    ``detector.time_implausible``), counted, kept out of every watermark and window, and
+    its alerts say so. One forged ``eventTime: 9999-12-31`` then cannot blind the rules.
+    """
+
+    max_ahead: float = MAX_AHEAD_SECONDS
+    floor: float = MIN_EVENT_TIME
+    clock: Callable[[], float] = time.time
+
+    def check(self, event: Event, record: RawRecord) -> bool:
+        """Flag ``event`` when its time is implausible; whether it was flagged."""
+        arrival = record.timestamp_ms / 1000 if record.timestamp_ms else self.clock()
+        if event.timestamp > arrival + self.max_ahead:
+            why = f"{event.timestamp - arrival:.0f} s after the record arrived"
+        elif event.timestamp < self.floor:
+            why = "before the floor of plausible event times"
+        else:
+            return False
+        section = event.ecs.get("event")
+        if not isinstance(section, dict):
+            section = event.ecs["event"] = {}
+        section["ingested"] = datetime.fromtimestamp(arrival, UTC).isoformat()
+        detector = event.ecs.get(DETECTOR_SECTION)
+        if not isinstance(detector, dict):
+            detector = event.ecs[DETECTOR_SECTION] = {}
+        detector[TIME_IMPLAUSIBLE] = why
+        return True
+
+
 class _Ingesting:
     """Per-topic ingestors: ``ingestors`` maps a topic to its :class:`Ingestor`; records
-    of other topics (and file records) use ``default``."""
+    of other topics (and file records) use ``default``. ``guard`` flags implausible
+    event times."""
 
     def __init__(
-        self, default: Ingestor | None = None, ingestors: Mapping[str, Ingestor] | None = None
+        self,
+        default: Ingestor | None = None,
+        ingestors: Mapping[str, Ingestor] | None = None,
+        guard: TimeGuard | None = None,
     ) -> None:
         self.default = default or Ingestor()
         self.ingestors = dict(ingestors or {})
+        self.guard = guard or TimeGuard()
+        #: Events flagged with an implausible time so far.
+        self.implausible = 0
 
     def ingest(self, records: Iterable[RawRecord]) -> tuple[list[Event], list[DeadLetter]]:
         """Events and dead letters of ``records``, in input order."""
@@ -56,6 +110,15 @@ class _Ingesting:
             topic = record.origin.topic
             ingestor = self.ingestors.get(topic, self.default) if topic else self.default
             got, lost = ingestor.ingest(record)
+            for event in got:
+                if self.guard.check(event, record):
+                    self.implausible += 1
+                    log.warning(
+                        "implausible_event_time",
+                        event_id=event.id,
+                        origin=record.origin.describe(),
+                        reason=time_implausible(event),
+                    )
             events.extend(got)
             dead.extend(lost)
         return events, dead
@@ -126,8 +189,9 @@ class DetectPipeline(_Ingesting):
         progress: dict[str, float] = {}
         for event in events:
             observe_event(event)
+            implausible = time_implausible(event) is not None
             origin = event.origin
-            if origin.topic is not None:
+            if origin.topic is not None and not implausible:
                 source = f"{origin.topic}/{origin.partition}"
                 if event.timestamp > progress.get(source, -math.inf):
                     progress[source] = event.timestamp
@@ -136,6 +200,8 @@ class DetectPipeline(_Ingesting):
                 if match.rule.id not in self.suppressed:
                     alert = alert_for_match(match)
                     alerts.setdefault(alert.id, alert)
+                if implausible:  # evaluated for single-event rules only, never routed
+                    continue
                 for target, key in self.router.routing_keys(match):
                     origin = event.origin
                     position = (origin.topic, origin.partition, origin.offset)

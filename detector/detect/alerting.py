@@ -10,7 +10,7 @@ from detector.detect.alerts import alert_for_match
 from detector.detect.correlation import CorrelationEngine, FirstSeenEngine, suppressed_rule_ids
 from detector.detect.engine import DetectionEngine
 from detector.detect.ruleset import RuleSet
-from detector.models import Alert, Event
+from detector.models import Alert, Event, time_implausible
 
 
 def silent_rule_ids(ruleset: RuleSet) -> frozenset[str]:
@@ -43,6 +43,9 @@ class AlertPipeline:
         """Alerts completed by ``event``."""
         alerts: list[Alert] = []
         matches = self.engine.evaluate(event)
+        if time_implausible(event):
+            # evaluated, but kept out of event time: no window, no watermark
+            return [alert_for_match(m) for m in matches if m.rule.id not in self.suppressed]
         for match in matches:
             if match.rule.id not in self.suppressed:
                 alerts.append(alert_for_match(match))

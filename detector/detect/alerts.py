@@ -6,7 +6,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from detector.models import Alert, Event, Match, alert_id
+from detector.models import Alert, Event, Match, alert_id, time_implausible
 from detector.models.alerts import field_value
 
 #: ECS fields quoted in the alert reason when the event has them.
@@ -48,6 +48,9 @@ def reason(match: Match) -> str:
             facts.append(f"{name}={value}")
     if facts:
         parts.append(" ".join(facts))
+    implausible = time_implausible(event)
+    if implausible:
+        parts.append(f"event time implausible ({implausible}): not used for correlation")
     return "; ".join(parts)
 
 

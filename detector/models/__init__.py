@@ -19,6 +19,7 @@ from detector.models.events import (
     Family,
     LogSource,
     SourceName,
+    time_implausible,
 )
 from detector.models.matches import Match
 from detector.models.ports import Sink
@@ -50,4 +51,5 @@ __all__ = [
     "encode_watermark",
     "match_from_dict",
     "match_to_dict",
+    "time_implausible",
 ]

@@ -52,3 +52,24 @@ class Event(NamedTuple):
     ecs: dict[str, Any]
     raw: Mapping[str, Any]
     origin: Origin = NO_ORIGIN
+
+
+#: ECS-side section where the pipeline notes facts about an event it ingested.
+DETECTOR_SECTION = "detector"
+#: Why an event's time is implausible (set by the ingest guard; absent when plausible).
+TIME_IMPLAUSIBLE = "time_implausible"
+
+
+def time_implausible(event: Event) -> str | None:
+    """Why ingest found ``event``'s time implausible, or ``None``.
+
+    Such an event is evaluated by single-event rules but never moves a watermark and
+    never enters a correlation window or a first-seen memory (it cannot be placed in
+    event time).
+    """
+    section = event.ecs.get(DETECTOR_SECTION)
+    if isinstance(section, dict):
+        reason = section.get(TIME_IMPLAUSIBLE)
+        if isinstance(reason, str):
+            return reason
+    return None
