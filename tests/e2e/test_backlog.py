@@ -290,9 +290,12 @@ class Drained:
     seconds: float
 
 
-async def drain(settings_: DetectorSettings, members: int, expected: int, limit: float) -> Drained:
+async def drain(
+    settings_: DetectorSettings, members: int, expected: int, limit: float, quiet: float = 300
+) -> Drained:
     """Run ``members`` processes' worth of services until ``expected`` alerts are stored and
-    nothing more arrives for a few seconds (or ``timeout``)."""
+    nothing more arrives for a few seconds, nothing arrives for ``quiet`` seconds, or
+    ``limit``."""
     late, too_late = _counter("detector_late_events"), _counter("detector_too_late_events")
     started = time.monotonic()
     services = [Service(settings_) for _ in range(members)]
@@ -310,8 +313,8 @@ async def drain(settings_: DetectorSettings, members: int, expected: int, limit:
             count = len(await stored(search.hosts[0], index))
             if count != last:
                 last, steady = count, time.monotonic()
-            elif count >= expected and time.monotonic() - steady > 5:
-                break
+            elif time.monotonic() - steady > (5 if count >= expected else quiet):
+                break  # complete, or nothing new for ``quiet`` seconds
         seconds = time.monotonic() - started
     finally:
         for service in services:
@@ -330,11 +333,11 @@ async def drain(settings_: DetectorSettings, members: int, expected: int, limit:
 async def test_backlog_of_dense_sparse_and_hourly_topics_drains_to_replays_alerts(
     services: Any, tmp_path: Path, members: int
 ) -> None:
-    """A 3-day backlog (1,200 reads an hour on three partitions, three lists a day, one job
+    """A 3-day backlog (500 reads an hour on three partitions, three lists a day, one job
     an hour) produced before the detector starts, drained by one member and by two: the
     stored alerts are replay's, ids and content, none twice, and nothing is too late."""
     tag = uuid.uuid4().hex[:8]
-    backlog = Backlog.build(tag, dense_per_hour=1200, days=3, partitions=3, seed=9)
+    backlog = Backlog.build(tag, dense_per_hour=500, days=3, partitions=3, seed=9)
     expected = backlog.replayed(tmp_path)
     assert {d["rule"]["id"][-1] for d in expected} == {"3", "4", "5"}  # every rule type fires
     await backlog.produce(services.kafka)
@@ -379,9 +382,8 @@ def main(argv: list[str] | None = None) -> None:
 
     async def run() -> Drained:
         await backlog.produce(kafka)
-        return await drain(
-            settings(kafka, search_url, backlog, folder, tag), args.members, len(expected), 1800
-        )
+        config = settings(kafka, search_url, backlog, folder, tag)
+        return await drain(config, args.members, len(expected), 1800, quiet=60)
 
     result = asyncio.run(run())
     want = {d["event"]["id"] for d in expected}
