@@ -12,11 +12,11 @@ import shutil
 from pathlib import Path
 
 import orjson
+from conftest import pack_rules
 
 from detector.app.ingest import Ingestor
 from detector.app.pipeline import DetectPipeline, TimeGuard
 from detector.app.replay import replay
-from detector.detect import load_rules
 from detector.models import Origin, RawRecord, time_implausible
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_one_far_future_record_blinds_no_scenario_alert(tmp_path: Path) -> None:
     """The scenario plus one CloudTrail record dated 9999-12-31: every alert of the
     scenario still fires with the same id, nothing is too late, and the forged record's
     own alerts say its time was implausible."""
-    rules = load_rules([ROOT / "detections" / "rules"])
+    rules = pack_rules([ROOT / "detections" / "rules"])
     assert not rules.errors
     base = replay(sorted(SCENARIO.glob("*.jsonl")), rules)
     for path in SCENARIO.glob("*.jsonl"):
@@ -60,7 +60,7 @@ def test_detect_stage_keeps_implausible_events_out_of_progress_and_routing() -> 
     """In the detect stage the Kafka timestamp is the arrival: an event an hour ahead of it
     (and one before the floor) is flagged, counted, alerts for single-event rules, and
     neither routes a match nor moves its partition's progress."""
-    rules = load_rules([ROOT / "detections" / "rules"])
+    rules = pack_rules([ROOT / "detections" / "rules"])
     pipeline = DetectPipeline(rules, default=Ingestor(source="cloudtrail"))
     line = (SCENARIO / "cloudtrail.jsonl").read_bytes().splitlines()[0]
     good = orjson.loads(line)
@@ -84,7 +84,7 @@ def test_guard_flags_with_ingested_time_and_reason() -> None:
     """The flag is ECS ``event.ingested`` (the arrival) plus ``detector.time_implausible``;
     a time within the bound is left alone."""
     guard = TimeGuard(max_ahead=900, clock=lambda: 1_800_000_000.0)
-    rules = load_rules([ROOT / "detections" / "rules"])
+    rules = pack_rules([ROOT / "detections" / "rules"])
     pipeline = DetectPipeline(rules, default=Ingestor(source="cloudtrail"))
     line = (SCENARIO / "cloudtrail.jsonl").read_bytes().splitlines()[0]
     events, _ = pipeline.ingest([RawRecord(_forged(line, "2027-01-15T08:10:00Z", "a"), Origin())])
