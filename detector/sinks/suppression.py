@@ -86,12 +86,18 @@ def _references(alert: Alert) -> list[str]:
     return [f"{t:013d}|{event_id}" for event_id in alert.event_ids]
 
 
+def _event_ids(references: list[str]) -> list[str]:
+    """The event ids of :func:`_references` entries (what :data:`SCRIPT` cuts with
+    ``substring(14)``)."""
+    return [r[14:] for r in references]
+
+
 def first_document(alert: Alert) -> dict[str, Any]:
     """The document of a group made of ``alert`` alone (the ``upsert`` body)."""
     doc = alert.to_document()
     refs = sorted(set(_references(alert)))[:MAX_REFERENCES]
     t = _millis(alert)
-    doc["event"]["reference"] = [r[14:] for r in refs]
+    doc["event"]["reference"] = _event_ids(refs)
     doc["detector"]["suppression"] = {
         "alert_ids": [alert.id],
         "overflow": 0,
@@ -167,7 +173,7 @@ def _folded(ordered: Sequence[Alert]) -> dict[str, Any]:
         end_time=_millis(last),
         references=refs,
     )
-    doc["event"]["reference"] = [r[14:] for r in refs]
+    doc["event"]["reference"] = _event_ids(refs)
     suppression = doc["kibana"]["alert"]["suppression"]
     suppression["end"] = last.timestamp.isoformat()
     suppression["docs_count"] = len(ordered) - 1
