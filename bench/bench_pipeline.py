@@ -42,6 +42,7 @@ from typing import Any
 
 import httpx
 import orjson
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
@@ -50,6 +51,8 @@ from rich.table import Table
 from detector.normalize import COMPILED
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The example settings: the rule pack's placeholders take the scenario's values there.
+SETTINGS = ROOT / "examples" / "detector.yaml"
 SCENARIO = ROOT / "examples" / "scenario" / "logs" / "cloudtrail.jsonl"
 PARTITIONS = 6
 SHIFT = timedelta(days=2)
@@ -170,13 +173,13 @@ async def committed(bootstrap: str, group: str, topic: str, count: int) -> list[
 
 
 async def end_offsets(bootstrap: str, topic: str) -> list[int]:
+    """End offsets of the ``PARTITIONS`` partitions of ``topic`` (the source topic and the
+    matches topic, ``kafka.matches_partitions`` default, have that many)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        await consumer.topics()  # refreshes the metadata
-        parts = sorted(consumer.partitions_for_topic(topic) or ())
-        tps = [TopicPartition(topic, p) for p in parts]
-        ends = await consumer.end_offsets(tps) if tps else {}
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(tps)
         return [ends[tp] for tp in tps]
     finally:
         await consumer.stop()
@@ -229,7 +232,18 @@ def replay(path: Path, out: Path, *, quiet: bool = False) -> float:
     """Seconds of ``detector replay`` over ``path``."""
     started = time.perf_counter()
     subprocess.run(
-        detector("replay", str(path), "-s", "cloudtrail", "-o", str(out), "--max-rows", "0"),
+        detector(
+            "replay",
+            str(path),
+            "-s",
+            "cloudtrail",
+            "-o",
+            str(out),
+            "--max-rows",
+            "0",
+            "--config",
+            str(SETTINGS),
+        ),
         check=True,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -238,8 +252,21 @@ def replay(path: Path, out: Path, *, quiet: bool = False) -> float:
     return time.perf_counter() - started
 
 
+def _absolute(value: Any) -> Any:
+    """``value`` of the example settings with its relative paths made absolute."""
+    if isinstance(value, dict):
+        return {
+            k: _absolute(v) if k != "file" else str(SETTINGS.parent / v) for k, v in value.items()
+        }
+    return value
+
+
 def run_config(work: Path, bootstrap: str, search: str, topic: str, tag: str, port: int) -> Path:
+    rules = yaml.safe_load(SETTINGS.read_text())["rules"]
+    rules["paths"] = [str(SETTINGS.parent / p) for p in rules["paths"]]
+    rules["placeholders"] = _absolute(rules["placeholders"])
     config = {
+        "rules": rules,
         "kafka": {
             "bootstrap_servers": bootstrap,
             "topics": [topic],
@@ -445,7 +472,9 @@ async def main() -> None:
         try:
             await wait_ready(args.port, proc)
             startup = time.perf_counter() - started
+            console.print(f"detector run ready after {startup:.1f}s; draining")
             finished = await drained(bootstrap, search, topic, tag, len(expected), 1800)
+            console.print(f"drained after {finished - started:.1f}s; comparing alerts")
             seconds = finished - started
             rows.append(
                 ("d. detector run --stage all", len(values) / (seconds - startup), seconds, startup)
@@ -458,11 +487,13 @@ async def main() -> None:
                 for k in expected.keys() & got.keys()
                 if _comparable(expected[k]) != _comparable(got[k])
             ]
+            console.print(f"latency run: {args.rate:,} events/s for {args.seconds:.0f}s")
             lat = await latency(
                 bootstrap, search, topic, f"bp-alerts-{tag}", single, args.rate, args.seconds
             )
         finally:
-            proc.send_signal(signal.SIGTERM)
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 60)
             except TimeoutError:
