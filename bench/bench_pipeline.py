@@ -6,8 +6,8 @@ Run from the repository root with the local services up (``scripts/services up``
 
 The records are the scenario's CloudTrail log (``examples/scenario/logs/cloudtrail.jsonl``:
 two days of CI/CD, registry and console traffic with attack stories), repeated with the event
-time shifted by two days per copy and fresh event ids, until ``--records``. They go, in
-event-time order, to a new 6-partition topic and to a JSON-lines file. Then, in one run:
+time shifted by two days per copy (all in the past) and fresh event ids, until ``--records``.
+They go, in event-time order, to a new 6-partition topic and to a JSON-lines file. Then:
 
 a. a raw aiokafka ``getmany`` loop over the topic (the detect stage's fetch settings);
 b. the same loop plus ``orjson.loads`` of every record;
@@ -83,15 +83,19 @@ def scenario() -> list[dict[str, Any]]:
 
 
 def workload(count: int) -> Iterator[bytes]:
-    """``count`` records: copies of the scenario, each two days after the previous one."""
+    """``count`` records: copies of the scenario, each two days after the previous one; the
+    last copy has the scenario's own dates, so no event time is in the future (the ingest
+    guard would flag it)."""
     base = scenario()
+    copies = -(-count // len(base))
     made = 0
     copy = 0
     while made < count:
+        shift = (copy - copies + 1) * SHIFT
         for record in base:
             if made == count:
                 return
-            yield orjson.dumps(_stamp(record, _time(record["eventTime"]) + copy * SHIFT, copy))
+            yield orjson.dumps(_stamp(record, _time(record["eventTime"]) + shift, copy))
             made += 1
         copy += 1
 
