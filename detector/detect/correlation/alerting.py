@@ -41,7 +41,7 @@ def _measure_text(spec: CorrelationSpec, window: Sequence[Entry], value: float) 
     if kind == "value_count":
         return f"{value:g} distinct {spec.value_field} over {len(window)} events"
     if kind == "temporal":
-        seen = sorted({e[1] for e in window})
+        seen = sorted({e.ref for e in window})
         return f"rules {', '.join(titles[i] for i in seen)} matched"
     if kind == "temporal_ordered":
         return f"rules {' then '.join(titles)} matched in order"
@@ -63,7 +63,7 @@ def build_alert(
     event time of the earliest contributing match, so re-processing the same evidence
     (redelivery, replay after restore) yields the same id.
     """
-    start, end = window[0][0], window[-1][0]
+    start, end = window[0].time, window[-1].time
     evidence = window
     if spec.type == "temporal_ordered":
         evidence = ordered_chain(window, len(spec.refs)) or window

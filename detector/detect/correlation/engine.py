@@ -276,12 +276,12 @@ class CorrelationEngine:
             entries = groups[key] = []
         else:
             groups.move_to_end(key)
-        first = entries[0][0] if entries else None
-        if entries and entries[0][0] < horizon:
+        first = entries[0].time if entries else None
+        if entries and entries[0].time < horizon:
             del entries[: bisect_left(entries, horizon, key=entry_time)]
         if not self._dedupe(spec, entries, t, ri, value):
             index = bisect_right(entries, t, key=entry_time)
-            entries.insert(index, (t, ri, value, src.doc))
+            entries.insert(index, Entry(t, ri, value, src.doc))
             if len(entries) > self.max_entries_per_group:
                 del entries[0]
                 index -= 1
@@ -290,8 +290,8 @@ class CorrelationEngine:
                 self._fire_early(part, ci, key, entries, index=index, alerts=alerts)
         if not entries:
             del groups[key]
-        elif not spec.early and entries[0][0] != first:
-            heapq.heappush(part.heap, (entries[0][0] + spec.timespan, ci, key))
+        elif not spec.early and entries[0].time != first:
+            heapq.heappush(part.heap, (entries[0].time + spec.timespan, ci, key))
 
     @staticmethod
     def _dedupe(spec: CorrelationSpec, entries: list[Entry], t: float, ri: int, value: Any) -> bool:
@@ -306,7 +306,7 @@ class CorrelationEngine:
             return False
         for i in range(len(entries) - 1, -1, -1):
             if entries[i][slot] == probe:
-                if entries[i][0] >= t:
+                if entries[i].time >= t:
                     return True
                 del entries[i]
                 return False
@@ -352,17 +352,17 @@ class CorrelationEngine:
             span = spec.timespan
             groups = part.groups[ci]
             entries = groups.get(key)
-            if not entries or entries[0][0] + span != close:
+            if not entries or entries[0].time + span != close:
                 continue
-            while entries and entries[0][0] + span < watermark:
-                end = bisect_right(entries, entries[0][0] + span, key=entry_time)
+            while entries and entries[0].time + span < watermark:
+                end = bisect_right(entries, entries[0].time + span, key=entry_time)
                 window = entries[:end]
                 del entries[:end]
                 ok, value = holds(spec, window)
                 if ok:
                     self._fire(part, ci, key, window, value=value, alerts=alerts)
             if entries:
-                heapq.heappush(heap, (entries[0][0] + span, ci, key))
+                heapq.heappush(heap, (entries[0].time + span, ci, key))
             else:
                 del groups[key]
 
@@ -376,7 +376,7 @@ class CorrelationEngine:
             groups = part.groups[ci]
             while groups:
                 entries = next(iter(groups.values()))
-                if entries and entries[-1][0] >= horizon:
+                if entries and entries[-1].time >= horizon:
                     break
                 groups.popitem(last=False)
                 part.counters["expired_groups"][ci] += 1
@@ -401,7 +401,7 @@ class CorrelationEngine:
             assert alert.window_end is not None
             group: dict[str, Any] = dict(alert.group)
             doc = alert_document(alert)
-            source = _Source(window[-1][0], group, doc, doc, derived=True)
+            source = _Source(window[-1].time, group, doc, doc, derived=True)
             for cj, rj in outer:
                 self._feed(part, (cj, rj), source, alerts, alert.id)
 
@@ -480,11 +480,11 @@ class CorrelationEngine:
                 for t, ri, value, doc in raw_entries:
                     if not 0 <= int(ri) < len(spec.refs) or not isinstance(doc, dict):
                         raise ValueError("entry does not fit the loaded rule")
-                    entries.append((float(t), int(ri), value, doc))
+                    entries.append(Entry(float(t), int(ri), value, doc))
                 if entries:
                     groups[key] = entries
                     if not spec.early:
-                        part.heap.append((entries[0][0] + spec.timespan, ci, key))
+                        part.heap.append((entries[0].time + spec.timespan, ci, key))
         heapq.heapify(part.heap)
         return part
 

@@ -1,25 +1,34 @@
 """Window contents and the measure each correlation type computes over them.
 
-A group's state is a plain list of entries sorted by event time (arrival order among
-equal times). An entry is a tuple, the most compact Python record:
-``(event time, position of the referenced rule, value, evidence document)``.
+A group's state is a plain list of :class:`Entry` sorted by event time (arrival order
+among equal times). An entry is a named tuple: compact, and readable by field name.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from detector.detect.correlation.spec import CorrelationSpec
 
-#: ``(event time, rule position, value, evidence ECS document)``.
-Entry = tuple[float, int, Any, dict[str, Any]]
+
+class Entry(NamedTuple):
+    """One match held in a group's window."""
+
+    #: Event time (epoch seconds).
+    time: float
+    #: Position of the referenced rule in the correlation's ``rules`` list.
+    ref: int
+    #: The value field's value (``value_count``: text; numeric types: a number), else None.
+    value: Any
+    #: The evidence ECS document the alert carries.
+    doc: dict[str, Any]
 
 
 def entry_time(entry: Entry) -> float:
     """Sort key of an entry (``bisect`` ``key=``)."""
-    return entry[0]
+    return entry.time
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -43,7 +52,7 @@ def ordered_chain(window: Sequence[Entry], count: int) -> list[Entry]:
     for entry in window:
         if len(chain) == count:
             break
-        if entry[1] == len(chain):
+        if entry.ref == len(chain):
             chain.append(entry)
     return chain
 
@@ -55,12 +64,12 @@ def measure(spec: CorrelationSpec, window: Sequence[Entry]) -> float:
     if kind == "event_count":
         return float(len(window))
     if kind == "value_count":
-        return float(len({e[2] for e in window}))
+        return float(len({e.value for e in window}))
     if kind == "temporal":
-        return float(len({e[1] for e in window}))
+        return float(len({e.ref for e in window}))
     if kind == "temporal_ordered":
         return float(len(ordered_chain(window, len(spec.refs))))
-    values = [float(e[2]) for e in window]
+    values = [float(e.value) for e in window]
     if kind == "value_sum":
         return math.fsum(values)
     if kind == "value_avg":
@@ -74,7 +83,7 @@ def holds(spec: CorrelationSpec, window: Sequence[Entry]) -> tuple[bool, float]:
     if not window:
         return False, 0.0
     if spec.expression is not None:
-        seen = frozenset(e[1] for e in window)
+        seen = frozenset(e.ref for e in window)
         return spec.expression(seen), float(len(seen))
     value = measure(spec, window)
     if math.isnan(value):
