@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from detector.app.health import HealthState
@@ -46,6 +46,8 @@ from detector.app.runner import Delivery, watchdog
 from detector.errors import DeliveryAbandonedError, DetectorError
 from detector.models import Alert, DeadLetter, Origin, Sink, decode_matches_record
 from detector.sinks.deadletters import KafkaDeadLetterSink
+from detector.sources.kafkasecurity import KafkaSecurity
+from detector.sources.matches import MatchesConsumer
 from detector.state import Checkpoint, KafkaChangelogStore
 from detector.state.partition import EngineFactory, PartitionState
 
@@ -59,7 +61,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Restores state on assignment and checkpoints on revocation (aiokafka awaits both
     before fetching again)."""
 
-    def __init__(self, correlator: Correlator) -> None:
+    def __init__(self, correlator: CorrelateStage) -> None:
         self.correlator = correlator
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -69,27 +71,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.correlator.assign(assigned)
 
 
-class _Pauser:
-    """Backpressure on the matches consumer (see :class:`~detector.app.runner.Pausable`)."""
-
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
-        self.consumer = consumer
-
-    def pause(self) -> None:
-        self.consumer.pause(*self.consumer.assignment())
-
-    def resume(self) -> None:
-        self.consumer.resume(*self.consumer.assignment())
-
-    async def idle_poll(self, timeout_ms: int) -> None:
-        self.pause()
-        polled = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=1)
-        for tp, messages in polled.items():
-            if messages:
-                self.consumer.seek(tp, messages[0].offset)
-
-
-class Correlator:
+class CorrelateStage:
     """The correlate stage: a consumer group on the matches topic with per-partition state.
 
     ``snapshot_interval_seconds`` (0: every batch) spaces checkpoints of a busy partition;
@@ -114,7 +96,7 @@ class Correlator:
         max_partition_fetch_bytes: int = 2 * 1024 * 1024,
         snapshot_interval_seconds: float = 0.0,
         max_backoff_seconds: float = 30.0,
-        security: Mapping[str, Any] | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.topic = topic
         self.group_id = group_id
@@ -124,17 +106,16 @@ class Correlator:
         self.max_batch_records = max_batch_records
         self.poll_timeout_ms = poll_timeout_ms
         self.snapshot_interval_seconds = snapshot_interval_seconds
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = MatchesConsumer(
             bootstrap_servers=bootstrap_servers,
+            topic=topic,
             group_id=group_id,
             client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
             max_partition_fetch_bytes=max_partition_fetch_bytes,
-            **(security or {}),
+            security=security,
         )
         self.delivery = Delivery(
-            _Pauser(self._consumer),
+            self._consumer,
             sinks,
             deadletters,
             self.health,
@@ -144,7 +125,6 @@ class Correlator:
         self.states: dict[int, PartitionState] = {}
         self._lock = asyncio.Lock()
         self._stopping = False
-        self._started = False
         self._last_checkpoint = 0.0
         self._last_observed = 0.0
         self._baseline: dict[tuple[int, str, str], int] = {}
@@ -155,9 +135,7 @@ class Correlator:
 
     async def start(self) -> None:
         """Join the consumer group (assignment and restore happen on the first poll)."""
-        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
-        await self._consumer.start()
-        self._started = True
+        await self._consumer.start(_Rebalance(self))
         log.info("correlate_stage_started", topic=self.topic, group=self.group_id)
 
     def stop(self) -> None:
@@ -166,9 +144,7 @@ class Correlator:
 
     async def close(self) -> None:
         """Leave the group; idempotent."""
-        if self._started:
-            self._started = False
-            await self._consumer.stop()
+        await self._consumer.close()
 
     async def run(self) -> None:
         """Consume until stopped; a stalled loop raises ``StalledError``."""
@@ -304,7 +280,7 @@ class Correlator:
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` (each the next offset to read) once their state is saved."""
         try:
-            await self._consumer.commit(dict(offsets))
+            await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # The state topic already holds these offsets; the next owner seeks to them.
             log.warning("commit_failed_rebalance", stage="correlate", error=str(exc))

@@ -186,7 +186,7 @@ async def watchdog(health: HealthState, stage: str) -> None:
             )
 
 
-class Runner:
+class DetectStage:
     """The detect stage: a Kafka source, the pipeline, the sinks and the dead-letter topic.
 
     With ``matches`` (the two-stage runtime) the routed matches of each batch and a

@@ -17,13 +17,13 @@ from typing import Literal
 import structlog
 from aiokafka.errors import KafkaError
 
-from detector.app.correlator import Correlator
+from detector.app.correlator import CorrelateStage
 from detector.app.health import HealthServer, HealthState
 from detector.app.ingest import Ingestor, load_schemas
 from detector.app.pipeline import DetectPipeline
 from detector.app.policy import effective_rules, log_policy
 from detector.app.rulepack import rule_loader
-from detector.app.runner import Runner
+from detector.app.runner import DetectStage
 from detector.app.schemaresolver import SchemaResolver
 from detector.app.settings import DetectorSettings
 from detector.decode import DecodeLimits
@@ -181,8 +181,8 @@ class Service:
         self.ruleset = ruleset or load_ruleset(settings)
         self.stage = stage
         self.health = HealthState()
-        self.runner: Runner | None = None
-        self.correlator: Correlator | None = None
+        self.runner: DetectStage | None = None
+        self.correlator: CorrelateStage | None = None
         self._stages: list[HealthState] = []
         self._stopping = False
         self._started = False
@@ -295,7 +295,7 @@ class Service:
             stack.push_async_callback(client.close)
             await client.check()
             resolver = SchemaResolver.for_ingestors(client, pipeline.ingestors)
-        self.runner = Runner(
+        self.runner = DetectStage(
             source,
             pipeline,
             sinks,
@@ -329,7 +329,7 @@ class Service:
         )
         health = HealthState()
         self._stages.append(health)
-        correlator = Correlator(
+        correlator = CorrelateStage(
             bootstrap_servers=kafka.bootstrap_servers,
             topic=kafka.matches_topic,
             group_id=kafka.correlate_group_id,

@@ -35,7 +35,57 @@ class KafkaSourceConfig(KafkaSecurityConfig):
     client_id: str = "detector"
 
 
-class KafkaSource:
+class GroupConsumer:
+    """An aiokafka consumer in a group, committed by its stage: the backpressure and lag
+    reads every source shares (a :class:`~detector.app.runner.Pausable` and a
+    :class:`~detector.app.metrics.LagSource`)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self._started = False
+
+    def pause(self) -> None:
+        """Stop fetching (backpressure) while still polling for heartbeats."""
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        self._consumer.resume(*self._consumer.assignment())
+
+    async def idle_poll(self, timeout_ms: int) -> None:
+        """Poll while paused so the group keeps this member (max.poll.interval.ms).
+
+        Partitions assigned by a rebalance meanwhile are paused too; anything fetched
+        anyway is rewound, so nothing is skipped.
+        """
+        self.pause()
+        polled = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=1)
+        for tp, messages in polled.items():
+            if messages:
+                self._consumer.seek(tp, messages[0].offset)
+
+    def assignment(self) -> set[TopicPartition]:
+        """Partitions currently assigned to this member."""
+        return set(self._consumer.assignment())
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """End offset of ``partition`` as of the last fetch (None before one): for lag."""
+        high: int | None = self._consumer.highwater(partition)
+        return high
+
+    async def position(self, partition: TopicPartition) -> int:
+        """Offset of the next record this member will be given from ``partition``."""
+        offset: int = await self._consumer.position(partition)
+        return offset
+
+    async def close(self) -> None:
+        """Leave the group and close connections; idempotent."""
+        if self._started:
+            self._started = False
+            await self._consumer.stop()
+
+
+class KafkaSource(GroupConsumer):
     """Yields batches of :class:`RawRecord` from the configured topics.
 
     Use as an async context manager; ``stop()`` ends :meth:`batches` after the current poll.
@@ -47,7 +97,7 @@ class KafkaSource:
         self.config = config
         if security is None:
             security = kafka_security(config)
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             *config.topics,
             bootstrap_servers=config.bootstrap_servers,
             group_id=config.group_id,
@@ -57,8 +107,8 @@ class KafkaSource:
             max_partition_fetch_bytes=config.max_partition_fetch_bytes,
             **security,
         )
+        super().__init__(consumer)
         self._stopping = False
-        self._started = False
 
     async def __aenter__(self) -> KafkaSource:
         await self.start()
@@ -107,40 +157,6 @@ class KafkaSource:
         """Commit the positions of everything yielded so far."""
         await self._consumer.commit()
 
-    def pause(self) -> None:
-        """Stop fetching (backpressure) while still polling for heartbeats."""
-        self._consumer.pause(*self._consumer.assignment())
-
-    def resume(self) -> None:
-        """Undo :meth:`pause`."""
-        self._consumer.resume(*self._consumer.assignment())
-
-    async def idle_poll(self, timeout_ms: int) -> None:
-        """Poll while paused so the group keeps this member (max.poll.interval.ms).
-
-        Partitions assigned by a rebalance meanwhile are paused too; anything fetched
-        anyway is rewound, so nothing is skipped.
-        """
-        self.pause()
-        polled = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=1)
-        for tp, messages in polled.items():
-            if messages:
-                self._consumer.seek(tp, messages[0].offset)
-
-    def assignment(self) -> set[TopicPartition]:
-        """Partitions currently assigned to this member."""
-        return set(self._consumer.assignment())
-
-    def highwater(self, partition: TopicPartition) -> int | None:
-        """End offset of ``partition`` as of the last fetch (None before one): for lag."""
-        high: int | None = self._consumer.highwater(partition)
-        return high
-
-    async def position(self, partition: TopicPartition) -> int:
-        """Offset of the next record this member will be given from ``partition``."""
-        offset: int = await self._consumer.position(partition)
-        return offset
-
     async def caught_up(self, sources: Collection[str]) -> set[str]:
         """Which of ``sources`` (``"topic/partition"``, assigned) have no record left to
         read: the position reached the last known end offset. Unknown counts as not."""
@@ -159,9 +175,3 @@ class KafkaSource:
             if position >= high:
                 done.add(name)
         return done
-
-    async def close(self) -> None:
-        """Leave the group and close connections; idempotent."""
-        if self._started:
-            self._started = False
-            await self._consumer.stop()

@@ -18,7 +18,7 @@ from test_two_stage import _until
 
 from detector.app.ingest import Ingestor
 from detector.app.pipeline import Pipeline
-from detector.app.runner import Runner
+from detector.app.runner import DetectStage
 from detector.detect import load_rules
 from detector.models import Sink
 from detector.sinks.config import OpenSearchSinkConfig, RetryConfig
@@ -118,7 +118,7 @@ async def _rewind(bootstrap: str, group: str, topic: str) -> None:
         await consumer.stop()
 
 
-async def _run_until(runner: Runner, done: asyncio.Event) -> None:
+async def _run_until(runner: DetectStage, done: asyncio.Event) -> None:
     task = asyncio.create_task(runner.run())
     try:
         await asyncio.wait_for(done.wait(), 60)
@@ -168,7 +168,7 @@ async def _one_run(
     await deadletters.start()
     pipeline = Pipeline(load_rules([rules_dir]), default=Ingestor(source="cloudtrail"))
     async with source:
-        runner = Runner(source, pipeline, [recording], deadletters)
+        runner = DetectStage(source, pipeline, [recording], deadletters)
         await _run_until(runner, recording.event)
     await deadletters.close()
     await recording.close()
@@ -269,7 +269,7 @@ async def test_stop_during_a_sink_outage_leaves_the_batch_uncommitted_for_the_ne
             OpenSearchSinkConfig(hosts=[down.url], index=index, retry=RetryConfig(max_retries=0))
         )
         async with source:
-            runner = Runner(source, pipeline, [sink], deadletters)
+            runner = DetectStage(source, pipeline, [sink], deadletters)
             task = asyncio.create_task(runner.run())
             try:
 

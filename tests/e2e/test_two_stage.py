@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from detector.app.correlator import Correlator
+from detector.app.correlator import CorrelateStage
 from detector.app.metrics import REGISTRY
 from detector.app.pipeline import DetectPipeline
 from detector.app.service import Service, Stage
@@ -199,7 +199,7 @@ class Running:
         await asyncio.wait_for(self.task, 30)
 
     @property
-    def correlator(self) -> Correlator:
+    def correlator(self) -> CorrelateStage:
         assert self.service.correlator is not None
         return self.service.correlator
 
@@ -325,10 +325,10 @@ async def test_crash_between_checkpoint_and_commit_neither_duplicates_nor_loses(
     sc = Scenario(services, tmp_path, op="gte", count=4, timespan="10m")
     await sc.create_source(1)
 
-    async def no_commit(self: Correlator, offsets: Any) -> None:
+    async def no_commit(self: CorrelateStage, offsets: Any) -> None:
         """The process dies before committing."""
 
-    monkeypatch.setattr(Correlator, "commit", no_commit)
+    monkeypatch.setattr(CorrelateStage, "commit", no_commit)
     first = await start(sc)
     await sc.produce([(0, _record("alice", 10 * n, n)) for n in range(6)])
 

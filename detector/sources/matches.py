@@ -1,0 +1,65 @@
+"""The matches consumer: the correlate stage's consumer group on the matches topic.
+
+Auto-commit is off: the correlate stage commits an offset only once the partition's
+checkpoint holding every input below it is in the state topic. Connection security comes
+from :func:`~detector.sources.kafkasecurity.kafka_security`, like every other Kafka client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from detector.sources.kafka import GroupConsumer
+from detector.sources.kafkasecurity import KafkaSecurity
+
+
+class MatchesConsumer(GroupConsumer):
+    """A manually committed consumer of one topic; the stage seeks and commits per partition."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        group_id: str,
+        client_id: str,
+        max_partition_fetch_bytes: int,
+        security: KafkaSecurity | None = None,
+    ) -> None:
+        self.topic = topic
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
+            **(security or {}),
+        )
+        super().__init__(consumer)
+
+    async def start(self, listener: ConsumerRebalanceListener) -> None:
+        """Subscribe with ``listener`` (awaited on every rebalance) and join the group."""
+        self._consumer.subscribe([self.topic], listener=listener)
+        await self._consumer.start()
+        self._started = True
+
+    async def getmany(
+        self, *, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Any]]:
+        """Fetch up to ``max_records`` records, waiting at most ``timeout_ms``."""
+        polled: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
+            timeout_ms=timeout_ms, max_records=max_records
+        )
+        return polled
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Make ``offset`` the next record fetched from ``partition``."""
+        self._consumer.seek(partition, offset)
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` (each the next offset to read); aiokafka's errors pass through."""
+        await self._consumer.commit(dict(offsets))
