@@ -11,7 +11,11 @@ event-time merge of several files can pull from one stream per file).
   record limit is one record (normalizers unwrap ``Records[]`` and other envelopes); a
   file whose lines are JSON values on their own is JSON lines, every line a record, so
   a bad line (even the first) is one dead letter and the rest are read; anything else
-  is one record for one dead letter.
+  is one record for one dead letter;
+- a larger document whose ``Records`` holds an array (CloudTrail S3 delivery of a busy
+  account) is streamed by :mod:`detector.sources.records`: its elements are regrouped
+  into ``{"Records": [...]}`` parts within the record limit, byte for byte, so they
+  normalize as the small document would.
 
 Decoding and validation happen later. Unreadable, oversized or corrupt input becomes a
 dead letter naming the file (and line); what was read before the fault is kept.
@@ -30,6 +34,7 @@ from typing import BinaryIO
 from detector.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, DecodeLimits, decode_json
 from detector.errors import DecodeError
 from detector.models import DeadLetter, Origin, RawRecord
+from detector.sources.records import stream_records
 
 #: Inflated bytes read from one file at most; past it the rest of the file is refused.
 DEFAULT_MAX_FILE_BYTES = 512 << 20
@@ -291,7 +296,18 @@ def _frame(
     """Choose the framing from the file's head (at most one record limit of bytes), then
     stream the records; a read fault is raised after the complete lines before it."""
     limit = limits.max_record_bytes
-    lines = _lines(chunks, limit)
+    # The chunks the head is read from are kept (about one record limit) so that a large
+    # ``Records`` document can be re-read from its first byte; kept no longer than that.
+    seen: list[bytes] | None = []
+    source = iter(chunks)
+
+    def recorded() -> Iterator[bytes]:
+        for chunk in source:
+            if seen is not None:
+                seen.append(chunk)
+            yield chunk
+
+    lines = _lines(recorded(), limit)
     head: list[_Line] = []
     size = 0
     ended = True
@@ -312,6 +328,13 @@ def _frame(
             yield RawRecord(text, Origin(path=name))
             return
     elif not _looks_like_lines(head, limits):
+        kept, seen = seen or [], None
+        streamed = stream_records(
+            chain(kept, source), name, limits.max_record_bytes, limits.max_depth
+        )
+        if streamed is not None:
+            yield from streamed
+            return
         yield DeadLetter(
             "read",
             "too_large",
@@ -319,6 +342,7 @@ def _frame(
             Origin(path=name),
         )
         return
+    seen = None
     yield from _line_records(chain(head, lines), name, limit)
 
 
