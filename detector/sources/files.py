@@ -296,18 +296,26 @@ def _frame(
     """Choose the framing from the file's head (at most one record limit of bytes), then
     stream the records; a read fault is raised after the complete lines before it."""
     limit = limits.max_record_bytes
-    # The chunks the head is read from are kept (about one record limit) so that a large
-    # ``Records`` document can be re-read from its first byte; kept no longer than that.
-    seen: list[bytes] | None = []
     source = iter(chunks)
-
-    def recorded() -> Iterator[bytes]:
+    # The first bytes (about one record limit) are held to tell a large ``Records``
+    # document, streamed element by element, from everything else.
+    kept: list[bytes] = []
+    size = 0
+    fault: FileReadError | None = None
+    try:
         for chunk in source:
-            if seen is not None:
-                seen.append(chunk)
-            yield chunk
-
-    lines = _lines(recorded(), limit)
+            kept.append(chunk)
+            size += len(chunk)
+            if size > limit + 1:
+                streamed = stream_records(b"".join(kept), source, name, limit, limits.max_depth)
+                if streamed is not None:
+                    kept.clear()
+                    yield from streamed
+                    return
+                break
+    except FileReadError as exc:
+        fault = exc
+    lines = _lines(_replayed(kept, source, fault), limit)
     head: list[_Line] = []
     size = 0
     ended = True
@@ -328,13 +336,6 @@ def _frame(
             yield RawRecord(text, Origin(path=name))
             return
     elif not _looks_like_lines(head, limits):
-        kept, seen = seen or [], None
-        streamed = stream_records(
-            chain(kept, source), name, limits.max_record_bytes, limits.max_depth
-        )
-        if streamed is not None:
-            yield from streamed
-            return
         yield DeadLetter(
             "read",
             "too_large",
@@ -342,8 +343,18 @@ def _frame(
             Origin(path=name),
         )
         return
-    seen = None
     yield from _line_records(chain(head, lines), name, limit)
+
+
+def _replayed(
+    kept: list[bytes], source: Iterator[bytes], fault: FileReadError | None
+) -> Iterator[bytes]:
+    """The chunks already read, then the rest (or the fault that stopped the reading)."""
+    while kept:
+        yield kept.pop(0)  # not held once handed on
+    if fault is not None:
+        raise fault
+    yield from source
 
 
 def _line_records(

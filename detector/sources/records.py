@@ -16,7 +16,7 @@ kept); elements that are not JSON are summarised in one dead letter per file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from detector.decode import DecodeLimits, decode_json
 from detector.errors import DecodeError
@@ -149,27 +149,24 @@ class _Scanner:
         return out
 
 
-def _enters_records(head: bytes, limit: int) -> bool:
-    """True if ``head`` is the start of a JSON object whose ``Records`` array opens in it."""
+def _is_large_records(head: bytes, limit: int) -> bool:
+    """True if ``head`` (more than ``limit`` bytes) starts a JSON object whose ``Records``
+    array opens in it and which does not end in it: a document over the limit, not
+    JSON lines of small delivery documents."""
     if head.lstrip(_WHITESPACE)[:1] != b"{":
         return False
     scanner = _Scanner(limit)
-    scanner.feed(head)
-    return scanner.entered
+    scanner.feed(head[: limit + 1])
+    return scanner.entered and not scanner.closed
 
 
 def stream_records(
-    chunks: Iterable[bytes], name: str, limit: int, max_depth: int
+    head: bytes, source: Iterator[bytes], name: str, limit: int, max_depth: int
 ) -> Iterator[RawRecord | DeadLetter] | None:
-    """The records of a ``{"Records": [...]}`` document larger than ``limit``, streamed;
-    ``None`` if the document's head (the first chunks) is not such an object."""
-    source = iter(chunks)
-    head = b""
-    for chunk in source:
-        head += chunk
-        if len(head) >= limit:
-            break
-    if not _enters_records(head, limit):
+    """The records of a ``{"Records": [...]}`` document larger than ``limit``, streamed
+    from ``head`` (its first bytes, over the limit) and ``source`` (the rest); ``None`` if
+    ``head`` does not start such a document."""
+    if not _is_large_records(head, limit):
         return None
     return _parts(head, source, name, limit, max_depth)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from hostile_inputs import records_of_zeros
+import orjson
+import pytest
+from hostile_inputs import CEILING_MIB, LARGE, cloudtrail, records_of_zeros, run_cli, stderr_letters
 
 from detector.app.replay import replay
 from detector.detect.loader import load_rules
@@ -33,3 +35,19 @@ def test_document_of_bad_records_over_the_limit_is_summarised(tmp_path: Path) ->
     (letter,) = read_records(str(other))
     assert letter.reason == "invalid_json" and letter.count == 600_000
     assert "first: Records[0]" in letter.detail
+
+
+@pytest.mark.skipif(not LARGE, reason="large hostile inputs: DETECTOR_HOSTILE_LARGE=1")
+def test_s3_delivery_of_64_mib(tmp_path: Path) -> None:
+    """A gzipped S3 delivery document of 64 MiB (150,000 records): every record becomes
+    an event, no dead letter, and peak memory follows the record limit, not the file."""
+    count = 150_000
+    records = b",".join(orjson.dumps(cloudtrail(i)) for i in range(count))
+    data = b'{"Records":[' + records + b"]}"
+    path = tmp_path / "delivery.json.gz"
+    path.write_bytes(gzip.compress(data, compresslevel=1))
+    run = run_cli(tmp_path, "normalize", str(path))
+    assert stderr_letters(run) == []
+    assert len(run.stdout.splitlines()) == count
+    print(f"\nhostile-large S3 delivery of {len(data) >> 20} MiB: peak {run.peak_mib:.0f} MiB")
+    assert run.peak_mib < CEILING_MIB

@@ -180,3 +180,14 @@ def test_replay_of_a_multi_megabyte_delivery_file_gives_the_same_alerts(tmp_path
     assert streamed.events == whole.events == len(lines)
     assert len(whole.alerts) > 10
     assert [a.model_dump() for a in streamed.alerts] == [a.model_dump() for a in whole.alerts]
+
+
+def test_json_lines_of_small_delivery_documents_stay_lines() -> None:
+    """A file whose lines are small ``{"Records": [...]}`` documents (together over the
+    limit) is JSON lines: one record per line, not a streamed document."""
+    records = _records(6)
+    data = b"\n".join(_document(records[i : i + 2]) for i in range(0, 6, 2))
+    limit = max(map(len, data.split(b"\n"))) + 10
+    items = list(split_records(data, "t", FileLimits(max_record_bytes=limit)))
+    assert [getattr(item.origin, "line", None) for item in items] == [1, 2, 3]
+    assert len(_normalize(items, limit)[0]) == 6
