@@ -34,7 +34,8 @@ class BatchResult:
 
     ``matches`` are the routed matches for the correlate stage (detect stage only),
     ``progress`` the newest event time per source partition (``"topic/partition"``, for
-    watermark heartbeats) and ``max_event_time`` the newest of them.
+    watermark heartbeats), ``earliest`` the earliest, and ``max_event_time`` the newest of
+    them. Both cover every plausible event of the batch, routed or not.
     """
 
     alerts: list[Alert] = field(default_factory=list)
@@ -43,6 +44,7 @@ class BatchResult:
     matches: list[RoutedMatch] = field(default_factory=list)
     max_event_time: float | None = None
     progress: dict[str, float] = field(default_factory=dict)
+    earliest: dict[str, float] = field(default_factory=dict)
 
 
 #: Default bound of an event time ahead of its arrival (Kafka timestamp or reading clock).
@@ -187,6 +189,7 @@ class DetectPipeline(_Ingesting):
         # matches so the correlate stage can drop re-sent ones
         seqs: dict[tuple[str | None, int | None, int | None], int] = {}
         progress: dict[str, float] = {}
+        earliest: dict[str, float] = {}
         for event in events:
             observe_event(event)
             implausible = time_implausible(event) is not None
@@ -195,6 +198,8 @@ class DetectPipeline(_Ingesting):
                 source = f"{origin.topic}/{origin.partition}"
                 if event.timestamp > progress.get(source, -math.inf):
                     progress[source] = event.timestamp
+                if event.timestamp < earliest.get(source, math.inf):
+                    earliest[source] = event.timestamp
             for match in self.engine.evaluate(event):
                 MATCHES.labels(match.rule.id).inc()
                 if match.rule.id not in self.suppressed:
@@ -215,4 +220,5 @@ class DetectPipeline(_Ingesting):
             matches=routed,
             max_event_time=max(progress.values(), default=None),
             progress=progress,
+            earliest=earliest,
         )

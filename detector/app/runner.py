@@ -294,7 +294,7 @@ class DetectStage:
         if result.matches:
             await self.delivery.retry("matches", partial(matches.write, result.matches))
         sources = {f"{r.origin.topic}/{r.origin.partition}" for r in batch if r.origin.topic}
-        self.tracker.observe(sources, result.progress)
+        self.tracker.observe(sources, result.progress, result.earliest)
         await self._heartbeat()
 
     async def _heartbeat(self) -> None:
@@ -306,8 +306,9 @@ class DetectStage:
         quiet = self.tracker.quiet(assigned)
         caught_up = await self.source.caught_up(quiet) if quiet else set()
         progress = self.tracker.progress(assigned, caught_up)
-        if self.tracker.changed(progress):
-            await self.delivery.retry("heartbeat", partial(matches.heartbeat, progress))
+        earliest = self.tracker.earliest_of(assigned)
+        if self.tracker.changed(progress, earliest):
+            await self.delivery.retry("heartbeat", partial(matches.heartbeat, progress, earliest))
 
     async def _commit(self) -> None:
         try:

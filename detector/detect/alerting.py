@@ -46,6 +46,7 @@ class AlertPipeline:
         if time_implausible(event):
             # evaluated, but kept out of event time: no window, no watermark
             return [alert_for_match(m) for m in matches if m.rule.id not in self.suppressed]
+        self.first_seen.anchor(event.timestamp)  # learn periods start at the first event
         for match in matches:
             if match.rule.id not in self.suppressed:
                 alerts.append(alert_for_match(match))

@@ -45,11 +45,15 @@ class Watermark:
     """A heartbeat of the detect member ``member``: for each source partition it owns
     (``"topic/partition"``), the newest plausible event time it routed (``None``: none
     yet) and whether that partition is idle. ``time`` is the newest of them (for logs).
+    ``earliest`` holds, per source partition, the earliest plausible event time the member
+    saw there (of every event, matching or not): the correlate stage anchors first-seen
+    ``learn`` periods on the earliest of them. A heartbeat without it still decodes.
     """
 
     time: float
     member: str = ""
     sources: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
+    earliest: dict[str, float] = field(default_factory=dict)
 
 
 def _default(value: Any) -> Any:
@@ -137,6 +141,7 @@ def encode_watermark(mark: Watermark) -> bytes:
             "time": mark.time,
             "member": mark.member,
             "sources": {k: list(v) for k, v in mark.sources.items()},
+            "earliest": mark.earliest,
         }
     )
 
@@ -158,6 +163,7 @@ def decode_matches_record(value: bytes | None) -> RoutedMatch | Watermark:
                 time=float(doc["time"]),
                 member=str(doc.get("member", "")),
                 sources=_progress(doc.get("sources", {})),
+                earliest=_earliest(doc.get("earliest", {})),
             )
         if kind == "match":
             target, key, seq = doc["target"], doc["key"], doc["seq"]
@@ -182,3 +188,15 @@ def _progress(raw: Any) -> dict[str, tuple[float | None, bool]]:
             raise ValueError(f"heartbeat source {name!r} has a time that is not a number")
         sources[str(name)] = (None if time is None else float(time), entry[1])
     return sources
+
+
+def _earliest(raw: Any) -> dict[str, float]:
+    """The ``earliest`` of a heartbeat; ``ValueError`` when a time is not a number."""
+    if not isinstance(raw, dict):
+        raise ValueError("heartbeat earliest must be an object")
+    earliest: dict[str, float] = {}
+    for name, time in raw.items():
+        if isinstance(time, bool) or not isinstance(time, int | float):
+            raise ValueError(f"heartbeat earliest of {name!r} is not a number")
+        earliest[str(name)] = float(time)
+    return earliest

@@ -73,13 +73,18 @@ class KafkaMatchSink:
         except Exception as exc:
             raise SinkError(f"matches topic {self.topic!r} unavailable: {exc}") from exc
 
-    async def heartbeat(self, sources: dict[str, tuple[float | None, bool]]) -> None:
+    async def heartbeat(
+        self,
+        sources: dict[str, tuple[float | None, bool]],
+        earliest: dict[str, float] | None = None,
+    ) -> None:
         """Tell every partition the progress of this member's source partitions:
-        ``{"topic/partition": (newest plausible event time or None, idle)}``."""
+        ``{"topic/partition": (newest plausible event time or None, idle)}``, and the
+        earliest plausible event time seen on each (``{"topic/partition": time}``)."""
         newest = max((t for t, _ in sources.values() if t is not None), default=0.0)
         try:
             partitions = await self._producer.partitions_for(self.topic)
-            value = encode_watermark(Watermark(newest, self.member, sources))
+            value = encode_watermark(Watermark(newest, self.member, sources, earliest or {}))
             futures = [
                 await self._producer.send(self.topic, value=value, partition=p)
                 for p in sorted(partitions)

@@ -14,6 +14,7 @@ buffer.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import orjson
 
@@ -129,7 +130,9 @@ class PartitionState:
                 self.pending.push(record, offset)
             return
         if isinstance(record, Watermark):
-            self.report({k: SourceProgress(*v) for k, v in record.sources.items()}, now)
+            self.report(
+                {k: SourceProgress(*v) for k, v in record.sources.items()}, now, record.earliest
+            )
         else:
             self.accept(record, now, offset)
         self.offset = offset + 1
@@ -172,10 +175,18 @@ class PartitionState:
         else:
             self.unknown_targets.add(routed.target)
 
-    def report(self, sources: dict[str, SourceProgress], now: float) -> None:
-        """A heartbeat: the progress of the source partitions of one detect member."""
+    def report(
+        self,
+        sources: dict[str, SourceProgress],
+        now: float,
+        earliest: Mapping[str, float] | None = None,
+    ) -> None:
+        """A heartbeat: the progress of the source partitions of one detect member, and the
+        earliest event time it saw on each (the origin of first-seen learn periods)."""
         for source, progress in sources.items():
             self.clock.report(source, progress, now)
+        if earliest:
+            self.clock.report_earliest(earliest)
 
     def release(self) -> list[Alert]:
         """Apply, in event-time order, every held match the watermark has passed, then move
@@ -207,6 +218,11 @@ class PartitionState:
     def _apply(self, routed: RoutedMatch) -> list[Alert]:
         self.applied += 1
         if routed.target in self._first_seen_ids:
+            # the watermark passed the match, so every source holding an earlier event has
+            # reported its earliest: the origin is the same in every partition (and replay)
+            origin = self.clock.origin
+            if math.isfinite(origin):
+                self.first_seen.anchor(origin, self.partition)
             return self.first_seen.process(routed.match, self.partition)
         engine = self.units.get(routed.target)
         if engine is None:
@@ -220,11 +236,13 @@ class PartitionState:
             raise ValueError("no input applied yet")
         pending = self.pending.snapshot()
         pending["offsets"] = sorted({*self.reloading, *self.pending.offsets()})
-        meta = {
+        meta: dict[str, object] = {
             "inputs": {k: list(v) for k, v in self.inputs.items()},
             "sources": self.clock.snapshot(),
             "pending": pending,
         }
+        if math.isfinite(self.clock.origin):
+            meta["origin"] = self.clock.origin
         sections = {
             META: orjson.dumps(meta),
             FIRST_SEEN: self.first_seen.snapshot(self.partition),
@@ -243,6 +261,8 @@ class PartitionState:
         try:
             self.inputs = {str(k): (int(v[0]), int(v[1])) for k, v in meta["inputs"].items()}
             self.clock.restore(meta.get("sources", {}), now)
+            origin = meta.get("origin")  # absent from checkpoints of older versions
+            self.clock.origin = math.inf if origin is None else float(origin)
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ValueError(f"invalid checkpoint meta: {exc!r}") from exc
         if "pending" in meta:

@@ -7,7 +7,7 @@ A normal Sigma rule with a top-level ``first_seen`` attribute (pySigma keeps it 
       fields: [source.ip]     # the term: one or more fields
       group-by: [user.name]   # optional: remembered per key
       timespan: 30d           # how long a term stays known (event time)
-      learn: 1d               # optional: no alerts during the first 1d of event time
+      learn: 1d               # optional: no alerts during the first 1d of the input
       network: 24             # optional: IP values as /24 (IPv4) and /48 (IPv6) networks
 
 The rule's detection selects candidate events; an alert fires only when the term has not
@@ -143,13 +143,14 @@ def _network(text: str, v4: int, v6: int) -> str:
 
 
 class _Partition:
-    __slots__ = ("counters", "learn_until", "max_time", "seen")
+    __slots__ = ("counters", "max_time", "origin", "seen")
 
     def __init__(self, rules: int) -> None:
         self.max_time = -math.inf
+        # the earliest event time of the input: every learn period starts there
+        self.origin = math.inf
         # per rule: (group values + term values) -> event time it was last seen
         self.seen: list[OrderedDict[tuple[str, ...], float]] = [OrderedDict() for _ in range(rules)]
-        self.learn_until: list[float | None] = [None] * rules
         self.counters: dict[str, list[int]] = {name: [0] * rules for name in COUNTERS}
 
 
@@ -200,6 +201,18 @@ class FirstSeenEngine:
         if part is None:
             part = self._parts[partition] = _Partition(len(self.specs))
         return part
+
+    def anchor(self, event_time: float, partition: int = 0) -> None:
+        """Note an event time of the input (any event, matching or not): every ``learn``
+        period lasts from the earliest such time, the origin, to origin + ``learn``.
+
+        Anchored on the input rather than on a rule's first candidate, the period is the
+        same in every state partition: replay anchors each event, the correlate stage the
+        earliest time the detect members report (docs/correlation.md). A candidate older
+        than every anchored time moves the origin back to it.
+        """
+        part = self._partition(partition)
+        part.origin = min(part.origin, event_time)
 
     def process(self, match: Match, partition: int = 0) -> list[Alert]:
         """Feed one match; returns an alert when its term is new for its key.
@@ -264,9 +277,8 @@ class FirstSeenEngine:
         else:
             seen[key] = max(last, t)
             seen.move_to_end(key)
-        if part.learn_until[ci] is None:
-            part.learn_until[ci] = t + spec.learn
-        learning = spec.learn > 0 and t < (part.learn_until[ci] or 0.0)
+        part.origin = min(part.origin, t)
+        learning = spec.learn > 0 and t < part.origin + spec.learn
         if (last is not None and t - last <= spec.timespan) or learning or not alerting:
             return []
         counters["alerts"][ci] += 1
@@ -350,13 +362,13 @@ class FirstSeenEngine:
             rules = {
                 spec.info.id: {
                     "seen": [[list(k), t] for k, t in part.seen[ci].items()],
-                    "learn_until": part.learn_until[ci],
                     "counters": {name: part.counters[name][ci] for name in COUNTERS},
                 }
                 for ci, spec in enumerate(self.specs)
             }
             max_time = part.max_time if math.isfinite(part.max_time) else None
-            parts.append({"partition": pid, "max_time": max_time, "rules": rules})
+            origin = part.origin if math.isfinite(part.origin) else None
+            parts.append({"partition": pid, "max_time": max_time, "origin": origin, "rules": rules})
         return orjson.dumps({"version": SNAPSHOT_VERSION, "kind": ATTRIBUTE, "parts": parts})
 
     def restore(self, data: bytes) -> None:
@@ -373,12 +385,17 @@ class FirstSeenEngine:
     def _restore_part(self, data: dict[str, Any]) -> _Partition:
         part = _Partition(len(self.specs))
         part.max_time = -math.inf if data["max_time"] is None else float(data["max_time"])
+        origin = data.get("origin")
+        if origin is not None:
+            part.origin = float(origin)
         for rule_id, state in data["rules"].items():
             ci = self._index.get(rule_id)
             if ci is None:
                 continue
-            learn_until = state["learn_until"]
-            part.learn_until[ci] = None if learn_until is None else float(learn_until)
+            # snapshots of older versions keep a learn end per rule instead of the origin
+            learn_until = state.get("learn_until")
+            if origin is None and learn_until is not None:
+                part.origin = min(part.origin, float(learn_until) - self.specs[ci].learn)
             for name in COUNTERS:
                 part.counters[name][ci] = int(state["counters"].get(name, 0))
             seen = part.seen[ci]

@@ -6,6 +6,8 @@ that for one state partition: each *source* (a source ``topic/partition``) repor
 newest event time it routed and whether it is idle; the watermark is the minimum over
 the active sources minus the allowed lateness. An idle source (no records for a while and
 caught up) stops holding the watermark back and holds it again once it sends records.
+The clock also keeps the **origin**: the earliest plausible event time any source
+reported, which first-seen ``learn`` periods start from (the same in every partition).
 
 :class:`PendingMatches` holds routed matches until the watermark passes them and gives
 them back in event-time order, ties broken by a stable key (event id, then origin and
@@ -69,6 +71,12 @@ class StreamClock:
         self.sources: dict[str, SourceProgress] = {}
         self._heard: dict[str, float] = {}
         self._latest = -math.inf
+        #: The earliest event time any source ever reported (``inf``: none yet).
+        self.origin = math.inf
+
+    def report_earliest(self, earliest: Mapping[str, float]) -> None:
+        """A heartbeat's earliest event time per source: the origin only moves back."""
+        self.origin = min(self.origin, *earliest.values()) if earliest else self.origin
 
     def report(self, source: str, progress: SourceProgress, now: float) -> None:
         """A heartbeat's entry for ``source``; progress only moves forward."""

@@ -1,13 +1,11 @@
-"""Known defect, kept visible: a first-seen rule's ``learn`` period is not partition-free.
+"""A first-seen rule's ``learn`` period is partition-free.
 
-The learning period starts at the first candidate a rule sees *in a state partition*.
-Replay has one partition, so its period starts at the rule's first candidate overall; the
-stream has one per matches partition, so a principal whose group key lands on a partition
-that saw nothing before starts that partition's period and raises no alert. The pipeline
-benchmark (``bench/bench_pipeline.py``) shows it on the scenario: two first-seen alerts of
-replay are missing from the stream. The test is a strict xfail: it turns into a failure,
-and must lose the marker, once the period is anchored on something every partition agrees
-on (for example the earliest event time the heartbeats carry).
+The period starts at the origin, the earliest plausible event time of the input: replay
+takes it from the events in merged order, the stream from the earliest event time each
+detect member's heartbeat carries per source partition. Every matches partition agrees
+on it, so a principal whose group key lands on a partition that saw no candidate before
+alerts exactly as in replay (anchored on a partition's first candidate instead, the
+stream missed such alerts).
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-import pytest
 
 from detector.app.ingest import Ingestor
 from detector.app.pipeline import DetectPipeline
@@ -73,7 +70,6 @@ def _record(index: int, seconds: float, user: str) -> RawRecord:
     return RawRecord(value, Origin(topic="trail", partition=0, offset=index))
 
 
-@pytest.mark.xfail(strict=True, reason="learn starts per state partition (see module doc)")
 def test_learning_period_is_the_same_in_replay_and_in_the_stream(tmp_path: Path) -> None:
     """Two principals whose group keys land on different matches partitions: the first is
     seen during the rule's first hour, the second two hours later. Replay alerts on the
@@ -105,7 +101,7 @@ def test_learning_period_is_the_same_in_replay_and_in_the_stream(tmp_path: Path)
         logs[zlib.crc32(record_key(routed)) % MATCHES_PARTITIONS].append(encode_routed(routed))
     progress = {"trail/0": (max(result.progress.values()), True)}
     for log in logs:
-        log.append(encode_watermark(Watermark(0.0, "m", progress)))
+        log.append(encode_watermark(Watermark(0.0, "m", progress, result.earliest)))
     stored: set[str] = set()
     for partition, log in enumerate(logs):
         state = PartitionState(partition, factory)
