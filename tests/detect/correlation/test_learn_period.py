@@ -109,3 +109,57 @@ def test_learning_period_is_the_same_in_replay_and_in_the_stream(tmp_path: Path)
             state.read(offset, decode_matches_record(value), 1.0)
         stored.update(alert.id for alert in state.release())
     assert stored == expected
+
+
+def test_a_heartbeat_without_earliest_times_still_decodes() -> None:
+    """A heartbeat of an older detect member (no ``earliest``) decodes with none, and a new
+    one keeps its earliest times through the codec."""
+    mark = Watermark(5.0, "m", {"trail/0": (5.0, False)}, {"trail/0": 1.0})
+    assert decode_matches_record(encode_watermark(mark)) == mark
+    doc = orjson.loads(encode_watermark(mark))
+    del doc["earliest"]
+    old = decode_matches_record(orjson.dumps(doc))
+    assert isinstance(old, Watermark)
+    assert old.sources == mark.sources and old.earliest == {}
+
+
+def test_the_origin_survives_a_checkpoint_and_old_checkpoints_restore(tmp_path: Path) -> None:
+    """The correlate side's origin (earliest reported event time) is kept in the checkpoint
+    and restored; a checkpoint without it restores with no origin, and a first-seen
+    snapshot of the older format (a learn end per rule) restores its period's start."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULE)
+    ruleset = load_rules([rules])
+    detect = DetectPipeline(ruleset, default=Ingestor(source="cloudtrail"))
+    factory = EngineFactory(ruleset, detect.router, allowed_lateness=0)
+    state = PartitionState(0, factory)
+    mark = Watermark(9.0, "m", {"trail/0": (9.0, False)}, {"trail/0": 4.0, "trail/1": 3.0})
+    state.read(0, mark, 1.0)
+    assert state.clock.origin == 3.0
+    saved = state.checkpoint()
+    restored = PartitionState(0, factory)
+    restored.restore(saved, 2.0)
+    assert restored.clock.origin == 3.0
+
+    meta = orjson.loads(saved.sections["meta"])
+    del meta["origin"]
+    saved.sections["meta"] = orjson.dumps(meta)
+    older = PartitionState(0, factory)
+    older.restore(saved, 2.0)
+    assert older.clock.origin == float("inf")
+
+    rule_id = next(iter(state.first_seen.rule_ids))
+    snapshot = {
+        "version": 1,
+        "kind": "first_seen",
+        "parts": [
+            {
+                "partition": 0,
+                "max_time": 100.0,
+                "rules": {rule_id: {"seen": [], "learn_until": 3700.0, "counters": {}}},
+            }
+        ],
+    }
+    state.first_seen.restore(orjson.dumps(snapshot))
+    doc = orjson.loads(state.first_seen.snapshot(0))
+    assert doc["parts"][0]["origin"] == 100.0  # learn_until - learn (1h)
