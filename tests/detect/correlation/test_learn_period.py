@@ -11,10 +11,10 @@ stream missed such alerts).
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from test_arrival_order import _record as arrival_record
 
 from detector.app.ingest import Ingestor
 from detector.app.pipeline import DetectPipeline
@@ -31,7 +31,6 @@ from detector.models import (
 from detector.sinks.matches import record_key
 from detector.state.partition import EngineFactory, PartitionState
 
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 MATCHES_PARTITIONS = 2
 
 RULE = """
@@ -52,21 +51,8 @@ level: medium
 
 
 def _record(index: int, seconds: float, user: str) -> RawRecord:
-    when = (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-    value = orjson.dumps(
-        {
-            "eventVersion": "1.08",
-            "userIdentity": {"type": "IAMUser", "userName": user, "accountId": "111122223333"},
-            "eventTime": when,
-            "eventSource": "secretsmanager.amazonaws.com",
-            "eventName": "GetSecretValue",
-            "awsRegion": "eu-west-1",
-            "sourceIPAddress": "198.51.100.7",
-            "eventID": f"ev-{index}",
-            "eventType": "AwsApiCall",
-            "recipientAccountId": "111122223333",
-        }
-    )
+    """A secret read by ``user``, built as the property test builds its records."""
+    value = arrival_record(0, index, seconds, user, "GetSecretValue", 1)
     return RawRecord(value, Origin(topic="trail", partition=0, offset=index))
 
 
