@@ -29,6 +29,7 @@ from detector.detect.compiler import Compiler, Placeholders
 from detector.detect.logsources import scope_of
 from detector.detect.rulefiles import rule_files
 from detector.detect.ruleset import CompiledRule, RuleSet, rule_info
+from detector.detect.ruleyaml import NestedTooDeeply, load_rule_documents
 from detector.errors import RuleError
 from detector.models import RuleInfo
 
@@ -177,10 +178,10 @@ class _Loader:
             return []
         source = _Source(path, text.splitlines())
         try:
-            documents = list(yaml.safe_load_all(text))
-        except RecursionError:
+            documents = load_rule_documents(text)
+        except NestedTooDeeply as exc:
             self.errors.append(
-                RuleError("invalid YAML: nested too deeply for a rule", str(path), None)
+                RuleError(f"invalid YAML: nested too deeply for a rule ({exc})", str(path), None)
             )
             return []
         except yaml.YAMLError as exc:

@@ -28,6 +28,7 @@ from sigma.types import SigmaCIDRExpression
 from detector.detect.loader import DEFAULT_MAX_RULE_FILE_BYTES, load_rules
 from detector.detect.rulefiles import rule_files
 from detector.detect.ruleset import RuleSet
+from detector.detect.ruleyaml import load_rule_documents
 from detector.errors import ConfigError, MissingPlaceholderError, RuleError
 
 #: Placeholders named ``<something>_networks`` hold CIDR networks.
@@ -92,7 +93,7 @@ def placeholder_uses(
         try:
             if path.stat().st_size > max_file_bytes:
                 continue
-            documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+            documents = load_rule_documents(path.read_text(encoding="utf-8"))
             for doc in documents:
                 if not isinstance(doc, dict) or not isinstance(doc.get("detection"), dict):
                     continue
@@ -101,7 +102,7 @@ def placeholder_uses(
                     label += f" ({doc['id']})"
                 names = dict.fromkeys(_expanded_names(doc["detection"], False, set()))
                 uses += [PlaceholderUse(path, label, name) for name in names]
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
     return uses
 
