@@ -298,20 +298,30 @@ FILE_RECORDS = 300_000
 
 
 def memory_run(count: int, command: list[str], rule_args: list[str], work: Path) -> None:
-    """Replay ``count`` generated records (files of FILE_RECORDS, consecutive in time) and
-    print the peak RSS."""
+    """Replay ``count`` generated records (files of FILE_RECORDS, consecutive in time),
+    alerts written to a file, and print the peak RSS, events/s and replay's summary."""
     folder = work / "memory"
     folder.mkdir(exist_ok=True)
     lines = records(count)
+    size = 0
     for n in range(0, count, FILE_RECORDS):
-        with (folder / f"part-{n // FILE_RECORDS:04d}.ndjson").open("wb") as fh:
+        part = folder / f"part-{n // FILE_RECORDS:04d}.ndjson"
+        with part.open("wb") as fh:
             fh.writelines(itertools.islice(lines, FILE_RECORDS))
-    result = run([*command, str(folder), *rule_args, "-c", str(SETTINGS)], work / "memory.txt")
+        size += part.stat().st_size
+    files = -(-count // FILE_RECORDS)
+    print(f"\nmemory run: {count:,} records, {size / 2**30:,.1f} GiB in {files} files")
+    alerts = work / "memory-alerts.jsonl"
+    argv = [*command, str(folder), *rule_args, "-c", str(SETTINGS), "-o", str(alerts)]
+    result = run(argv, work / "memory.txt")
     shutil.rmtree(folder)
+    documents = sum(1 for _ in alerts.open("rb"))
     print(
-        f"\nmemory run: {count:,} records in {-(-count // FILE_RECORDS)} files, wall "
-        f"{result.wall:,.0f} s, peak RSS {result.rss_mib:,.0f} MiB (exit {result.status})"
+        f"wall {result.wall:,.0f} s, {count / result.wall:,.0f} events/s, peak RSS "
+        f"{result.rss_mib:,.0f} MiB, {documents:,} alert documents written (exit {result.status})"
     )
+    text = (work / "memory.txt").read_text(errors="replace")
+    print(text[text.find("Summary") :].rstrip() if "Summary" in text else text[-3000:])
 
 
 def compare(replay_out: Path, rsigma_out: Path, compared: set[str]) -> None:

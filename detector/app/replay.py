@@ -22,7 +22,8 @@ from detector.app.ingest import Ingestor
 from detector.app.pipeline import Pipeline
 from detector.app.settings import REORDER_EVENTS, REORDER_SECONDS
 from detector.detect import RuleSet
-from detector.models import Alert, DeadLetter, Event, RawRecord
+from detector.detect.correlation import CorrelationEngine
+from detector.models import Alert, DeadLetter, Event, RawRecord, time_implausible
 from detector.sources.files import FileLimits, expand, read_records
 
 
@@ -45,10 +46,14 @@ class ReorderBound:
 
 @dataclass
 class ReplayResult:
-    """Alerts in event-time order plus what a summary needs."""
+    """What a summary needs; :func:`replay` also keeps every alert, in event-time order."""
 
+    #: Every alert (:func:`replay` only: :class:`Replay` streams them and keeps none).
     alerts: list[Alert] = field(default_factory=list)
+    #: The first :data:`DEAD_LETTER_SAMPLES` dead letters (without the record bytes).
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: Dead letters in all, by ``stage/reason``.
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     records: int = 0
     events: int = 0
     #: Events out of order by more than the reorder bound of their input (passed on late).
@@ -57,10 +62,163 @@ class ReplayResult:
     #: evicted because a rule hit its state cap (both mean possibly missed alerts).
     too_late_events: int = 0
     evictions: int = 0
+    #: Alerts by (rule id, title, level), each alert id once.
+    fired: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    @property
+    def alert_count(self) -> int:
+        """Alerts raised (each id once)."""
+        return sum(self.fired.values())
+
+    @property
+    def dead_letter_count(self) -> int:
+        """Dead letters in all (:attr:`dead_letters` keeps only the first ones)."""
+        return sum(self.dead_letter_reasons.values())
 
     def alerts_by_rule(self) -> Counter[tuple[str, str, str]]:
         """Alert counts keyed by (rule id, title, level)."""
-        return Counter((a.rule.id, a.rule.title, a.rule.level) for a in self.alerts)
+        return self.fired
+
+    def add_dead_letters(self, letters: Iterable[DeadLetter]) -> None:
+        """Count ``letters``; keep the first :data:`DEAD_LETTER_SAMPLES` without their bytes."""
+        for letter in letters:
+            self.dead_letter_reasons[f"{letter.stage}/{letter.reason}"] += 1
+            if len(self.dead_letters) < DEAD_LETTER_SAMPLES:
+                self.dead_letters.append(_without_value(letter))
+
+
+#: Dead letters a replay keeps as samples (all are counted).
+DEAD_LETTER_SAMPLES = 1_000
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    """The alerts one chunk of events decided (each id once, in the order decided) and
+    the event-time watermark after it: the newest time of a plausible event so far
+    (``inf`` after the end). A later alert of a rule is at most ``holds[rule id]``
+    (:attr:`Replay.holds`) older than the watermark, unless a late event raised it."""
+
+    alerts: list[Alert]
+    watermark: float
+
+
+class Replay:
+    """One replay of ``paths`` through ``ruleset`` as a stream of :class:`ReplayStep`.
+
+    Each file is one input, put in event-time order by its own bounded reorder buffer;
+    the inputs are merged by event time (time, then event id: the order the correlate
+    stage applies). Memory holds the buffers, one batch per input, the engines' bounded
+    state and the ids of recent alerts, whatever the size of the input; alerts are
+    handed on, never kept. :attr:`result` holds the counts.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[Path],
+        ruleset: RuleSet,
+        ingestor: Ingestor | None = None,
+        reorder: ReorderBound | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.bound = reorder or ReorderBound()
+        self.pipeline = Pipeline(ruleset, default=ingestor)
+        self.result = ReplayResult()
+        #: Seconds of event time an alert of a rule can lag the watermark (rules absent: 0).
+        self.holds = alert_holds(self.pipeline.detection.correlations)
+        self.recent = RecentIds()
+
+    def steps(
+        self, on_progress: Callable[[int, int, int], None] | None = None
+    ) -> Iterator[ReplayStep]:
+        """Run the replay; ``on_progress(bytes_done, bytes_total, events)`` reports as it goes."""
+        report = on_progress or (lambda done, total, events: None)
+        pipeline, result = self.pipeline, self.result
+        limits = FileLimits(max_record_bytes=pipeline.default.limits.max_bytes)
+        names = list(expand(self.paths))
+        reading = _Reading(sizes={name: _size(name) for name in names})
+        inputs = [
+            _in_order(_events(name, pipeline, limits, result, reading), self.bound, result)
+            for name in names
+        ]
+        merged = heapq.merge(*inputs, key=_order)
+        watermark = -math.inf
+        while chunk := list(itertools.islice(merged, DETECT_CHUNK)):
+            result.events += len(chunk)
+            alerts = self._new(pipeline.detect(chunk))
+            plausible = [e.timestamp for e in chunk if not time_implausible(e)]
+            watermark = max(watermark, *plausible) if plausible else watermark
+            self.recent.forget(watermark)
+            yield ReplayStep(alerts, watermark)
+            report(reading.done, reading.total, result.events)
+        last = self._new(pipeline.flush())
+        for stats in (pipeline.detection.correlations.stats, pipeline.detection.first_seen.stats):
+            result.too_late_events += stats.too_late_events
+            result.evictions += stats.evictions
+        self.recent.forget(math.inf)
+        yield ReplayStep(last, math.inf)
+
+    def _new(self, alerts: Iterable[Alert]) -> list[Alert]:
+        """``alerts`` whose ids were not raised before, counted."""
+        new = [
+            a
+            for a in alerts
+            if self.recent.add(a.id, a.timestamp.timestamp() + self.holds.get(a.rule.id, 0.0))
+        ]
+        self.result.fired.update((a.rule.id, a.rule.title, a.rule.level) for a in new)
+        return new
+
+
+class RecentIds:
+    """Alert ids already raised, each kept until the watermark passes its ``until``.
+
+    Alert ids are deterministic (rule and event id, or rule, group and window start), so
+    an id comes again only for the same evidence: a duplicate record, which the merge by
+    (time, event id) puts next to the first, or a window the engines decide again; both
+    fall within the rule's hold of the alert's time. Memory holds the ids of alerts of
+    the last hold of event time, not of the whole input.
+    """
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._expiry: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def add(self, ident: str, until: float) -> bool:
+        """Remember ``ident`` until ``until``; False if it is remembered already."""
+        if ident in self._until:
+            return False
+        self._until[ident] = until
+        heapq.heappush(self._expiry, (until, ident))
+        return True
+
+    def forget(self, watermark: float) -> None:
+        """Drop the ids kept until before ``watermark``."""
+        expiry = self._expiry
+        while expiry and expiry[0][0] < watermark:
+            del self._until[heapq.heappop(expiry)[1]]
+
+
+def alert_holds(correlations: CorrelationEngine) -> dict[str, float]:
+    """Per correlation rule id: how far (seconds of event time) behind the watermark its
+    alert can be when raised: the allowed lateness plus its timespan and those of the
+    correlations it chains (a window is decided when the watermark passes its end, and
+    its alert carries the time of its last event). Single-event and first-seen alerts
+    carry the time of the event that raises them: no hold."""
+    specs = {spec.info.id: spec for spec in correlations.specs}
+    longest = max((spec.timespan for spec in specs.values()), default=0.0)
+
+    def span(rule: str, depth: int) -> float:
+        spec = specs[rule]
+        inner = [
+            span(ref.key, depth + 1) if ref.key in specs and depth < len(specs) else longest
+            for ref in spec.refs
+            if ref.chained
+        ]
+        return spec.timespan + max(inner, default=0.0)
+
+    return {rule: correlations.allowed_lateness + span(rule, 0) for rule in specs}
 
 
 def replay(
@@ -70,41 +228,14 @@ def replay(
     on_progress: Callable[[int, int, int], None] | None = None,
     reorder: ReorderBound | None = None,
 ) -> ReplayResult:
-    """Replay ``paths`` through ``ruleset``, every file a stream.
-
-    Each file is one input, put in event-time order by its own bounded reorder buffer;
-    the inputs are merged by event time (time, then event id: the order the correlate
-    stage applies). Memory holds the buffers and one batch per input, whatever the size
-    of the input. ``on_progress(bytes_done, bytes_total, events)`` reports as it goes.
-    """
-    report = on_progress or (lambda done, total, events: None)
-    bound = reorder or ReorderBound()
-    pipeline = Pipeline(ruleset, default=ingestor)
-    limits = FileLimits(max_record_bytes=pipeline.default.limits.max_bytes)
-    result = ReplayResult()
-    names = list(expand(paths))
-    reading = _Reading(sizes={name: _size(name) for name in names})
-    inputs = [
-        _in_order(_events(name, pipeline, limits, result, reading), bound, result) for name in names
-    ]
-    merged = heapq.merge(*inputs, key=_order)
-    seen: set[str] = set()
-    while chunk := list(itertools.islice(merged, DETECT_CHUNK)):
-        result.events += len(chunk)
-        for alert in pipeline.detect(chunk):
-            if alert.id not in seen:
-                seen.add(alert.id)
-                result.alerts.append(alert)
-        report(reading.done, reading.total, result.events)
-    for alert in pipeline.flush():
-        if alert.id not in seen:
-            seen.add(alert.id)
-            result.alerts.append(alert)
-    result.alerts.sort(key=lambda a: a.timestamp)
-    for stats in (pipeline.detection.correlations.stats, pipeline.detection.first_seen.stats):
-        result.too_late_events += stats.too_late_events
-        result.evictions += stats.evictions
-    return result
+    """Replay ``paths`` through ``ruleset`` (see :class:`Replay`) and keep every alert,
+    sorted by event time: for tests and small inputs (the ``detector replay`` command
+    streams them to its output instead)."""
+    run = Replay(paths, ruleset, ingestor, reorder)
+    for step in run.steps(on_progress):
+        run.result.alerts.extend(step.alerts)
+    run.result.alerts.sort(key=lambda a: a.timestamp)
+    return run.result
 
 
 #: Events detected at a time between progress reports.
@@ -145,7 +276,7 @@ def _events(
         raw = [item for item in batch if isinstance(item, RawRecord)]
         result.records += len(raw)
         got, lost = pipeline.ingest(raw)
-        result.dead_letters.extend(_without_value(d) for d in (*lost, *_letters(batch)))
+        result.add_dead_letters((*lost, *_letters(batch)))
         # record bytes approximate the file's (exact for plain JSON lines)
         step = min(sum(len(r.value) + 1 for r in raw), size - counted)
         counted += step

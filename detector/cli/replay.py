@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -22,14 +25,14 @@ from rich.table import Table
 
 from detector.app.ingest import Ingestor
 from detector.app.policy import effective_rules
-from detector.app.replay import ReorderBound, ReplayResult, replay
+from detector.app.replay import ReorderBound, Replay, ReplayResult
 from detector.app.rulepack import rule_loader
 from detector.app.settings import load_settings
 from detector.cli.options import SourceOption
 from detector.detect import RuleSet
 from detector.errors import ConfigError, RuleLoadError
 from detector.models import Alert
-from detector.sinks.suppression import fold
+from detector.sinks.suppression import StreamingFold
 
 err = Console(stderr=True)
 # Piped output (CI logs, files) gets a width that fits rule titles instead of rich's 80.
@@ -82,8 +85,41 @@ def replay_command(
         err.print(f"[yellow]warning[/yellow] {warning}", markup=True, highlight=False)
     ruleset = effective.ruleset
     bound = ReorderBound(settings.replay.reorder_seconds, settings.replay.reorder_events)
+    run = Replay(paths, ruleset, Ingestor(source=source), bound)
+    folding = StreamingFold(run.holds)
+    earliest = _Earliest(max_rows)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with Progress(
+    with (
+        _progress() as progress,
+        output.open("wb") if output is not None else contextlib.nullcontext() as fh,
+    ):
+        task = progress.add_task("replaying", total=None, rate="")
+
+        def on_progress(done: int, total: int, events: int) -> None:
+            rate = events / max(time.monotonic() - started, 1e-3)
+            progress.update(task, completed=done, total=total or None, rate=f"{rate:,.0f} ev/s")
+
+        for step in run.steps(on_progress):
+            earliest.offer(step.alerts)
+            for alert in step.alerts:
+                folding.add(alert)
+            # As the search sinks store them: a suppressed group is one document.
+            docs = folding.release(step.watermark)
+            if fh is not None:
+                fh.writelines(orjson.dumps(doc) + b"\n" for doc in docs)
+    result = run.result
+    out.print(_alerts_table(earliest.alerts(), result.alert_count, max_rows))
+    out.print(_rules_table(result))
+    out.print(_summary_table(result, ruleset, output, folding))
+    if ruleset.errors and not ruleset.rules:
+        raise typer.Exit(2)
+
+
+def _progress() -> Progress:
+    """The progress bar on stderr (a terminal only): bytes, events/s, elapsed, ETA."""
+    return Progress(
         TextColumn("replaying"),
         BarColumn(),
         DownloadColumn(),
@@ -94,29 +130,32 @@ def replay_command(
         console=err,
         transient=True,
         disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("replaying", total=None, rate="")
-
-        def on_progress(done: int, total: int, events: int) -> None:
-            rate = events / max(time.monotonic() - started, 1e-3)
-            progress.update(task, completed=done, total=total or None, rate=f"{rate:,.0f} ev/s")
-
-        result = replay(paths, ruleset, Ingestor(source=source), on_progress, bound)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with output.open("wb") as fh:
-            # As the search sinks store them: a suppressed group is one document.
-            for doc in fold(result.alerts):
-                fh.write(orjson.dumps(doc) + b"\n")
-    out.print(_alerts_table(result.alerts, max_rows))
-    out.print(_rules_table(result))
-    out.print(_summary_table(result, ruleset, output))
-    if ruleset.errors and not ruleset.rules:
-        raise typer.Exit(2)
+    )
 
 
-def _alerts_table(alerts: list[Alert], max_rows: int) -> Table:
-    table = Table(title=f"Alerts ({len(alerts)})", title_justify="left", expand=False)
+class _Earliest:
+    """The ``size`` earliest alerts (time, then the order raised), for the table."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._heap: list[tuple[float, int, Alert]] = []
+        self._seq = itertools.count()
+
+    def offer(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            # a max-heap of the kept ones by negated key: the latest is dropped first
+            item = (-alert.timestamp.timestamp(), -next(self._seq), alert)
+            if len(self._heap) < self.size:
+                heapq.heappush(self._heap, item)
+            elif self.size and item > self._heap[0]:
+                heapq.heapreplace(self._heap, item)
+
+    def alerts(self) -> list[Alert]:
+        return [a for _, _, a in sorted(self._heap, reverse=True)]
+
+
+def _alerts_table(alerts: list[Alert], total: int, max_rows: int) -> Table:
+    table = Table(title=f"Alerts ({total})", title_justify="left", expand=False)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("level", no_wrap=True)
     table.add_column("rule", min_width=36, overflow="fold")
@@ -131,8 +170,8 @@ def _alerts_table(alerts: list[Alert], max_rows: int) -> Table:
             str(first.get("user", {}).get("name", "")),
             str(first.get("source", {}).get("ip") or first.get("source", {}).get("address", "")),
         )
-    if len(alerts) > max_rows:
-        table.caption = f"{len(alerts) - max_rows} more alert(s) not shown"
+    if total > max_rows:
+        table.caption = f"{total - max_rows} more alert(s) not shown"
     return table
 
 
@@ -146,7 +185,9 @@ def _rules_table(result: ReplayResult) -> Table:
     return table
 
 
-def _summary_table(result: ReplayResult, ruleset: RuleSet, output: Path | None) -> Table:
+def _summary_table(
+    result: ReplayResult, ruleset: RuleSet, output: Path | None, folding: StreamingFold
+) -> Table:
     table = Table(title="Summary", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -154,16 +195,18 @@ def _summary_table(result: ReplayResult, ruleset: RuleSet, output: Path | None) 
     table.add_row("events", str(result.events))
     table.add_row("rules loaded", str(len(ruleset.rules) + len(ruleset.correlations)))
     table.add_row("rules rejected", str(ruleset.rejected))
-    table.add_row("dead letters", str(len(result.dead_letters)))
+    table.add_row("dead letters", str(result.dead_letter_count))
     table.add_row("late events (beyond the reorder bound)", str(result.late_events))
     table.add_row("too-late events", str(result.too_late_events))
     table.add_row("state evictions", str(result.evictions))
     table.add_row("rules fired", str(len(result.alerts_by_rule())))
-    table.add_row("alerts", str(len(result.alerts)))
-    table.add_row("alert documents", str(len({a.document_id for a in result.alerts})))
+    table.add_row("alerts", str(result.alert_count))
+    table.add_row("alert documents", str(folding.documents))
+    if folding.late_alerts:
+        table.add_row("alerts after their group was written (late)", str(folding.late_alerts))
     if output is not None:
         table.caption = f"alerts written to {output}"
-    if result.dead_letters:
-        reasons = sorted({f"{d.stage}/{d.reason}" for d in result.dead_letters})
+    if result.dead_letter_reasons:
+        reasons = sorted(result.dead_letter_reasons)
         print(f"dead letters: {', '.join(reasons)}", file=sys.stderr)
     return table

@@ -19,7 +19,9 @@ id) is written as a bulk ``update`` of the group's document: the first alert cre
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import bisect
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from detector.models import Alert
@@ -144,37 +146,122 @@ def update_operation(alert: Alert, index: str) -> list[dict[str, Any]]:
 
 def fold(alerts: Iterable[Alert]) -> list[dict[str, Any]]:
     """The documents the search sinks end up with for ``alerts`` (in any order), in the
-    order of each document's first alert: suppressed groups folded as :data:`SCRIPT`
-    folds them, other alerts as they are. Replay writes these."""
-    groups: dict[str, dict[str, Alert]] = {}
+    order of each document's first alert (time, then id): suppressed groups folded as
+    :data:`SCRIPT` folds them, other alerts as they are (an alert id counts once)."""
+    folding = StreamingFold()
+    seen: set[str] = set()
     for alert in alerts:
-        groups.setdefault(alert.document_id, {}).setdefault(alert.id, alert)
-    docs: list[tuple[tuple[int, str], dict[str, Any]]] = []
-    for members in groups.values():
-        ordered = sorted(members.values(), key=lambda a: (_millis(a), a.id))
-        first = ordered[0]
-        if first.rule.suppression is None:
-            docs.append(((_millis(first), first.id), first.to_document()))
-            continue
-        docs.append(((_millis(first), first.id), _folded(ordered)))
-    return [doc for _, doc in sorted(docs, key=lambda item: item[0])]
+        if alert.id not in seen:
+            seen.add(alert.id)
+            folding.add(alert)
+    return folding.release(math.inf)
 
 
-def _folded(ordered: Sequence[Alert]) -> dict[str, Any]:
-    first, last = ordered[0], ordered[-1]
-    doc = first_document(first)
-    state = doc["detector"]["suppression"]
-    refs = sorted({r for a in ordered for r in _references(a)})[:MAX_REFERENCES]
-    kept = sorted(a.id for a in ordered)[:MAX_MEMBERS]
-    state.update(
-        alert_ids=kept,
-        overflow=len(ordered) - len(kept),
-        events_total=sum(a.event_count for a in ordered),
-        end_time=_millis(last),
-        references=refs,
-    )
-    doc["event"]["reference"] = _event_ids(refs)
-    suppression = doc["kibana"]["alert"]["suppression"]
-    suppression["end"] = last.timestamp.isoformat()
-    suppression["docs_count"] = len(ordered) - 1
-    return doc
+class StreamingFold:
+    """:func:`fold` for a stream: documents come out once no later alert can change them.
+
+    :meth:`add` takes each alert once (the caller drops repeated ids). An alert of a rule
+    that does not suppress is a document of its own, released at the next
+    :meth:`release`; a suppressed group is released once the event-time ``watermark``
+    passed its window's end by the rule's ``hold`` (how far behind the watermark a later
+    alert of the rule can be: 0 for single-event rules, the allowed lateness plus the
+    window spans for a correlation). Memory holds the open groups only: the first and
+    last alert, the member ids and the earliest :data:`MAX_REFERENCES` references each.
+    An alert of a group already released (from an event late beyond every bound) starts
+    the group anew, so its document id comes twice; :attr:`late_alerts` counts them.
+    """
+
+    def __init__(self, hold: Mapping[str, float] | None = None) -> None:
+        self._hold = dict(hold or {})
+        self._ready: list[Alert] = []
+        self._groups: dict[str, _Group] = {}
+        self._released: float = -math.inf
+        #: Alerts of a group whose release time the watermark had passed.
+        self.late_alerts = 0
+        #: Documents released so far.
+        self.documents = 0
+
+    @property
+    def open_groups(self) -> int:
+        """Suppressed groups held, waiting for their window to end."""
+        return len(self._groups)
+
+    def add(self, alert: Alert) -> None:
+        """Fold ``alert`` in (each alert id once)."""
+        if alert.rule.suppression is None:
+            self._ready.append(alert)
+            return
+        key = alert.document_id
+        group = self._groups.get(key)
+        if group is None:
+            window = alert.suppression_window
+            end = window[1].timestamp() if window else alert.timestamp.timestamp()
+            group = self._groups[key] = _Group(alert, end + self._hold.get(alert.rule.id, 0.0))
+        if group.release <= self._released:
+            self.late_alerts += 1
+        group.add(alert)
+
+    def release(self, watermark: float) -> list[dict[str, Any]]:
+        """Documents final at event time ``watermark`` (no later alert of an in-order event
+        can change them), in order of their first alert (time, then id)."""
+        self._released = max(self._released, watermark)
+        docs = [((_millis(a), a.id), a.to_document()) for a in self._ready]
+        self._ready = []
+        final = [key for key, group in self._groups.items() if group.release <= watermark]
+        for key in final:
+            group = self._groups.pop(key)
+            docs.append(((_millis(group.first), group.first.id), group.document()))
+        docs.sort(key=lambda item: item[0])
+        self.documents += len(docs)
+        return [doc for _, doc in docs]
+
+
+class _Group:
+    """What :func:`_folded` needs of a suppressed group, kept as its alerts arrive."""
+
+    __slots__ = ("events_total", "first", "ids", "last", "references", "release")
+
+    def __init__(self, alert: Alert, release: float) -> None:
+        self.first = self.last = alert
+        self.release = release
+        self.ids: set[str] = set()
+        self.events_total = 0
+        self.references: list[str] = []
+
+    def add(self, alert: Alert) -> None:
+        if alert.id in self.ids:
+            return
+        self.ids.add(alert.id)
+        self.events_total += alert.event_count
+        key = (_millis(alert), alert.id)
+        if key < (_millis(self.first), self.first.id):
+            self.first = alert
+        if key > (_millis(self.last), self.last.id):
+            self.last = alert
+        refs = self.references
+        for ref in _references(alert):
+            at = bisect.bisect_left(refs, ref)
+            if at < len(refs) and refs[at] == ref:
+                continue
+            refs.insert(at, ref)
+            if len(refs) > MAX_REFERENCES:
+                refs.pop()
+
+    def document(self) -> dict[str, Any]:
+        """The group's document, as :data:`SCRIPT` leaves it after all its alerts."""
+        first, last = self.first, self.last
+        doc = first_document(first)
+        state = doc["detector"]["suppression"]
+        kept = sorted(self.ids)[:MAX_MEMBERS]
+        state.update(
+            alert_ids=kept,
+            overflow=len(self.ids) - len(kept),
+            events_total=self.events_total,
+            end_time=_millis(last),
+            references=list(self.references),
+        )
+        doc["event"]["reference"] = _event_ids(self.references)
+        suppression = doc["kibana"]["alert"]["suppression"]
+        suppression["end"] = last.timestamp.isoformat()
+        suppression["docs_count"] = len(self.ids) - 1
+        return doc
