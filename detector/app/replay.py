@@ -248,14 +248,26 @@ def _order(event: Event) -> tuple[float, str]:
 
 @dataclass
 class _Reading:
-    """Bytes of input read so far, for the progress bar."""
+    """Bytes of each input read so far (compressed bytes for gzip), for the progress bar."""
 
     sizes: dict[str, int]
-    done: int = 0
+    at: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         return sum(self.sizes.values())
+
+    @property
+    def done(self) -> int:
+        return sum(self.at.values())
+
+    def follow(self, name: str) -> Callable[[int], None]:
+        """The ``on_read`` callback of input ``name``."""
+
+        def on_read(file_bytes: int) -> None:
+            self.at[name] = file_bytes
+
+        return on_read
 
 
 def _size(name: str) -> int:
@@ -270,19 +282,12 @@ def _events(
 ) -> Iterator[Event]:
     """Events of one file in file order, a batch at a time; its records and dead letters
     are counted into ``result`` as they are read."""
-    size = reading.sizes.get(name, 0)
-    counted = 0
-    for batch in _batches(read_records(name, limits)):
+    for batch in _batches(read_records(name, limits, reading.follow(name))):
         raw = [item for item in batch if isinstance(item, RawRecord)]
         result.records += len(raw)
         got, lost = pipeline.ingest(raw)
         result.add_dead_letters((*lost, *_letters(batch)))
-        # record bytes approximate the file's (exact for plain JSON lines)
-        step = min(sum(len(r.value) + 1 for r in raw), size - counted)
-        counted += step
-        reading.done += step
         yield from got
-    reading.done += size - counted
 
 
 def _in_order(

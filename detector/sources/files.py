@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -79,13 +79,22 @@ class LogStream:
     after member; a leading UTF-8 byte-order mark is dropped. Reading more than
     ``max_bytes`` raises :class:`FileReadError` (``too_large``); corrupt gzip raises it
     with ``invalid_gzip`` and an unreadable file with ``unreadable``. Use as a context
-    manager, or call :meth:`close`.
+    manager, or call :meth:`close`. ``on_read(file_bytes)`` is told the bytes read from
+    the file so far (before inflating) after each read, for progress bars.
     """
 
-    def __init__(self, name: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+    def __init__(
+        self,
+        name: str,
+        max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        on_read: Callable[[int], None] | None = None,
+    ) -> None:
         self.name = name
         self.max_bytes = max_bytes
         self.read_bytes = 0
+        #: Bytes read from the file (compressed, for gzip).
+        self.file_bytes = 0
+        self._on_read = on_read
         try:
             self._file: BinaryIO = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
         except OSError as exc:
@@ -141,6 +150,9 @@ class LogStream:
                 raise FileReadError("unreadable", str(exc)) from None
             if not chunk:
                 return
+            self.file_bytes += len(chunk)
+            if self._on_read is not None:
+                self._on_read(self.file_bytes)
             yield chunk
 
     def _inflated(self) -> Iterator[bytes]:
@@ -264,15 +276,18 @@ def _whole_document(text: bytes, limits: FileLimits) -> bool:
     return True
 
 
-def read_records(name: str, limits: FileLimits | None = None) -> Iterator[RawRecord | DeadLetter]:
+def read_records(
+    name: str, limits: FileLimits | None = None, on_read: Callable[[int], None] | None = None
+) -> Iterator[RawRecord | DeadLetter]:
     """Raw records of one file (``-`` is stdin), yielded as they are read.
 
     Input that cannot be read, inflated or framed within ``limits`` gives a dead letter
     naming the file (and line); records read before a fault are yielded first.
+    ``on_read`` follows the bytes read from the file (see :class:`LogStream`).
     """
     limits = limits or FileLimits()
     try:
-        stream = LogStream(name, limits.max_file_bytes)
+        stream = LogStream(name, limits.max_file_bytes, on_read)
     except FileReadError as exc:
         yield DeadLetter("read", exc.reason, exc.detail, Origin(path=name))
         return

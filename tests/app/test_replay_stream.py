@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import random
 from collections.abc import Iterator
@@ -112,3 +113,36 @@ def test_late_events_are_counted_in_the_summary_and_none_is_lost(tmp_path: Path)
     assert result.records == result.events == len(minutes) + 1
     assert len(result.alerts) == len(minutes) + 1
     assert result.late_events == 2
+
+
+def test_progress_follows_the_compressed_bytes_of_a_gzip_file(tmp_path: Path) -> None:
+    """For a gzip file the progress callback counts the bytes read from the file (the
+    unit of its total, so the bar and its ETA are right): it never exceeds the file's
+    size, grows with the events, is still short of the size when half of the events are
+    done (counting inflated record bytes, capped at the size, reached it then) and ends
+    at the size."""
+    rng = random.Random(3)
+    lines = [
+        orjson.dumps(
+            {
+                "eventVersion": "1.08",
+                "eventTime": f"2026-11-28T1{n // 6000}:{n // 100 % 60:02d}:{n % 60:02d}Z",
+                "eventSource": "s3.amazonaws.com",
+                "eventName": "GetObject",
+                "eventID": f"id-{n:06d}",
+                "requestParameters": {"key": rng.randbytes(300).hex()},
+            }
+        )
+        for n in range(20_000)
+    ]
+    packed = tmp_path / "b.jsonl.gz"
+    packed.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    reports: list[tuple[int, int, int]] = []
+    bound = ReorderBound(seconds=60, events=100)
+    result = replay([packed], load_rules([]), None, lambda *r: reports.append(r), bound)
+    total = packed.stat().st_size
+    assert result.events == len(lines) and len(reports) > 5
+    assert all(t == total and 0 < d <= total for d, t, _ in reports)
+    assert [d for d, _, _ in reports] == sorted(d for d, _, _ in reports)
+    assert all(d < 0.8 * total for d, _, events in reports if events <= len(lines) // 2)
+    assert reports[-1][0] == total
