@@ -211,7 +211,7 @@ class CorrelateStage:
                             value=msg.value or b"",
                         )
                     )
-                    state.reloading.discard(msg.offset)
+                    state.reloading.pop(msg.offset, None)
                     if not below:
                         state.offset = msg.offset + 1
                         state.dirty = True

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -51,6 +52,8 @@ class BatchResult:
 MAX_AHEAD_SECONDS = 15 * 60.0
 #: Default floor of a plausible event time: 2000-01-01T00:00:00Z.
 MIN_EVENT_TIME = 946_684_800.0
+#: Sample events named in one ``implausible_event_time`` warning.
+IMPLAUSIBLE_SAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,24 +108,35 @@ class _Ingesting:
         self.implausible = 0
 
     def ingest(self, records: Iterable[RawRecord]) -> tuple[list[Event], list[DeadLetter]]:
-        """Events and dead letters of ``records``, in input order."""
+        """Events and dead letters of ``records``, in input order.
+
+        Implausible event times are logged once per call (a count and a few samples), not
+        once per event: a flood of forged times must not turn into a flood of log lines.
+        """
         events: list[Event] = []
         dead: list[DeadLetter] = []
+        flagged = 0
+        samples: list[dict[str, str | None]] = []
         for record in records:
             topic = record.origin.topic
             ingestor = self.ingestors.get(topic, self.default) if topic else self.default
             got, lost = ingestor.ingest(record)
             for event in got:
                 if self.guard.check(event, record):
-                    self.implausible += 1
-                    log.warning(
-                        "implausible_event_time",
-                        event_id=event.id,
-                        origin=record.origin.describe(),
-                        reason=time_implausible(event),
-                    )
+                    flagged += 1
+                    if len(samples) < IMPLAUSIBLE_SAMPLES:
+                        samples.append(
+                            {
+                                "event_id": event.id,
+                                "origin": record.origin.describe(),
+                                "reason": time_implausible(event),
+                            }
+                        )
             events.extend(got)
             dead.extend(lost)
+        if flagged:
+            self.implausible += flagged
+            log.warning("implausible_event_time", count=flagged, samples=samples)
         return events, dead
 
 
@@ -179,6 +193,9 @@ class DetectPipeline(_Ingesting):
             [r.sigma for r in ruleset.rules], ruleset.correlations, rule_ids=dict(ruleset.names)
         )
         self.suppressed = silent_rule_ids(ruleset)
+        # rule id -> its ``detector_matches_total`` child (``labels()`` costs as much as
+        # the increment, once per match)
+        self._matched: dict[str, Any] = {}
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         """Single-event alerts and routed matches of one batch, in arrival order."""
@@ -201,18 +218,21 @@ class DetectPipeline(_Ingesting):
                 if event.timestamp < earliest.get(source, math.inf):
                     earliest[source] = event.timestamp
             for match in self.engine.evaluate(event):
-                MATCHES.labels(match.rule.id).inc()
+                counter = self._matched.get(match.rule.id)
+                if counter is None:
+                    counter = self._matched[match.rule.id] = MATCHES.labels(match.rule.id)
+                counter.inc()
                 if match.rule.id not in self.suppressed:
                     alert = alert_for_match(match)
                     alerts.setdefault(alert.id, alert)
                 if implausible:  # evaluated for single-event rules only, never routed
                     continue
-                for target, key in self.router.routing_keys(match):
+                for target, key, raw in self.router.route(match):
                     origin = event.origin
                     position = (origin.topic, origin.partition, origin.offset)
                     seq = seqs.get(position, 0)
                     seqs[position] = seq + 1
-                    routed.append(RoutedMatch(target, key, match, seq))
+                    routed.append(RoutedMatch(target, key, match, seq, raw))
         return BatchResult(
             alerts=list(alerts.values()),
             dead_letters=dead,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Protocol
@@ -32,7 +33,7 @@ from detector.app.metrics import (
     ConsumerLag,
 )
 from detector.app.pipeline import BatchResult
-from detector.app.progress import SourceTracker
+from detector.app.progress import Progress, SourceTracker
 from detector.errors import AlertRejectedError, DeliveryAbandonedError, SinkError, UnavailableError
 from detector.models import Alert, DeadLetter, Origin, RawRecord, Sink
 from detector.sinks.deadletters import KafkaDeadLetterSink
@@ -260,8 +261,8 @@ class DetectStage:
                     # a partition may have become idle: say so, so it stops holding back
                     await self._heartbeat()
                     continue
-                for record in batch:
-                    RECORDS.labels(record.origin.topic or "").inc()
+                for topic, records in Counter(r.origin.topic or "" for r in batch).items():
+                    RECORDS.labels(topic).inc(records)
                 if self.prepare is not None:
                     await self.delivery.retry("schema_registry", partial(self.prepare, batch))
                 result = self.pipeline.process(batch)
@@ -287,28 +288,47 @@ class DetectStage:
             )
 
     async def _route(self, result: BatchResult, batch: Sequence[RawRecord]) -> None:
-        """Produce the batch's routed matches, then a heartbeat, and wait for the acks."""
+        """Produce the batch's routed matches with the member's heartbeat, a heartbeat of
+        its own to the other partitions when the progress changed, and wait for the acks."""
         matches = self.matches
         if matches is None:
             return
-        if result.matches:
-            await self.delivery.retry("matches", partial(matches.write, result.matches))
         sources = {f"{r.origin.topic}/{r.origin.partition}" for r in batch if r.origin.topic}
         self.tracker.observe(sources, result.progress, result.earliest)
-        await self._heartbeat()
+        progress, earliest = await self._progress()
+        told: set[int] = set()
+        if result.matches:
+            mark = matches.watermark(progress, earliest)
 
-    async def _heartbeat(self) -> None:
-        """Send the progress of every owned source partition when it changed."""
-        matches = self.matches
-        if matches is None:
-            return
+            async def write() -> None:
+                told.update(await matches.write(result.matches, mark))
+
+            await self.delivery.retry("matches", write)
+        await self._heartbeat(progress, earliest, told)
+
+    async def _progress(self) -> tuple[Progress, dict[str, float]]:
+        """The progress and earliest event time of every owned source partition."""
         assigned = {f"{tp.topic}/{tp.partition}" for tp in self.source.assignment()}
         quiet = self.tracker.quiet(assigned)
         caught_up = await self.source.caught_up(quiet) if quiet else set()
-        progress = self.tracker.progress(assigned, caught_up)
-        earliest = self.tracker.earliest_of(assigned)
+        return self.tracker.progress(assigned, caught_up), self.tracker.earliest_of(assigned)
+
+    async def _heartbeat(
+        self,
+        progress: Progress | None = None,
+        earliest: dict[str, float] | None = None,
+        told: set[int] | None = None,
+    ) -> None:
+        """Send the progress of every owned source partition when it changed, to the
+        partitions a batch record of matches did not already tell."""
+        matches = self.matches
+        if matches is None:
+            return
+        if progress is None or earliest is None:
+            progress, earliest = await self._progress()
         if self.tracker.changed(progress, earliest):
-            await self.delivery.retry("heartbeat", partial(matches.heartbeat, progress, earliest))
+            send = partial(matches.heartbeat, progress, earliest, skip=told or set())
+            await self.delivery.retry("heartbeat", send)
 
     async def _commit(self) -> None:
         try:

@@ -2,9 +2,11 @@
 
 from detector.models.alerts import Alert, RuleInfo, Suppression, alert_id
 from detector.models.codec import (
+    MatchBatch,
     RoutedMatch,
     Watermark,
     decode_matches_record,
+    encode_batch,
     encode_routed,
     encode_watermark,
     match_from_dict,
@@ -36,6 +38,7 @@ __all__ = [
     "Family",
     "LogSource",
     "Match",
+    "MatchBatch",
     "Origin",
     "RawRecord",
     "RoutedMatch",
@@ -47,6 +50,7 @@ __all__ = [
     "WireFormat",
     "alert_id",
     "decode_matches_record",
+    "encode_batch",
     "encode_routed",
     "encode_watermark",
     "match_from_dict",

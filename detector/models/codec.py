@@ -1,16 +1,28 @@
-"""JSON codec of the internal matches topic: routed matches and watermark heartbeats.
+"""Codec of the internal matches topic: routed matches and watermark heartbeats.
 
-The detect stage produces one record per (stateful rule, group key) a match feeds; the
-correlate stage decodes it back into a :class:`Match`. Plain JSON (orjson), never pickle:
-events hold attacker-controlled values. Values JSON cannot carry are written as text (bytes
-from Avro records as base64, non-text keys as text): the engines' field resolution reads
-text, and one odd value must never stop the detect stage.
+Two layouts, both plain JSON (orjson), never pickle (events hold attacker-controlled
+values). Values JSON cannot carry are written as text (bytes from Avro records as base64,
+non-text keys as text): the engines' field resolution reads text, and one odd value must
+never stop the detect stage.
+
+- **Version 2** (what the detect stage writes): one record per matches partition and
+  batch, a :class:`MatchBatch`: ``b"DMB2"`` and a zlib (level 1) compressed JSON
+  document holding the batch's routed matches of that partition, each slimmed to what its
+  stateful rule reads (the rule id instead of the rule's facts; the native record only
+  when the rule's alert embeds it, else just the fields it keys or counts by), and the
+  member's watermark heartbeat, which then needs no record of its own.
+- **Version 1**: one JSON record per routed match (older detect stages: still decoded,
+  so records left in the topic by an upgrade are applied) or per heartbeat (a heartbeat
+  to a partition that got no batch record).
 """
 
 from __future__ import annotations
 
 import base64
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -20,8 +32,12 @@ from detector.models.events import Event, LogSource
 from detector.models.matches import Match
 from detector.models.records import Origin
 
-#: Version of the record layout; a consumer rejects any other.
+#: Version of the one-record-per-match layout (still decoded).
 CODEC_VERSION = 1
+#: First bytes of a version 2 record (a batch of matches); a JSON record starts with ``{``.
+BATCH_MAGIC = b"DMB2"
+#: A batch record's JSON is cut into several records above this size (before compression).
+BATCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +48,17 @@ class RoutedMatch:
     ``seq`` numbers the routed matches of one source record (0, 1, ...), so that together
     with the event's origin offset it orders every routed match of a source partition:
     the correlate stage uses it to drop matches re-sent after a detect-stage restart.
+
+    ``raw`` holds the native values the target reads (its group-by and value fields), by
+    field name; ``None`` stands for the whole native record (a first-seen alert embeds
+    it). A version 2 record carries ``raw`` in place of the native record.
     """
 
     target: str
     key: str
     match: Match
     seq: int = 0
+    raw: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +75,15 @@ class Watermark:
     member: str = ""
     sources: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
     earliest: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchBatch:
+    """A version 2 record: routed matches of one partition, in routing order, and the
+    sending member's heartbeat (applied after them), if it sent one."""
+
+    matches: tuple[RoutedMatch, ...]
+    heartbeat: Watermark | None = None
 
 
 def _default(value: Any) -> Any:
@@ -134,37 +164,160 @@ def encode_routed(routed: RoutedMatch) -> bytes:
 
 def encode_watermark(mark: Watermark) -> bytes:
     """The record value of a watermark heartbeat."""
+    return orjson.dumps({"v": CODEC_VERSION, "type": "watermark", **_heartbeat_doc(mark)})
+
+
+def _heartbeat_doc(mark: Watermark) -> dict[str, Any]:
+    return {
+        "time": mark.time,
+        "member": mark.member,
+        "sources": {k: list(v) for k, v in mark.sources.items()},
+        "earliest": mark.earliest,
+    }
+
+
+def _compact(routed: RoutedMatch) -> bytes:
+    """One match of a batch record: ``[target, key, seq, rule id, selections, event id,
+    time, family, product, service, ecs, raw, topic, partition, offset, path, line]``."""
+    event = routed.match.event
+    origin = event.origin
     return orjson.dumps(
-        {
-            "v": CODEC_VERSION,
-            "type": "watermark",
-            "time": mark.time,
-            "member": mark.member,
-            "sources": {k: list(v) for k, v in mark.sources.items()},
-            "earliest": mark.earliest,
-        }
+        [
+            routed.target,
+            routed.key,
+            routed.seq,
+            routed.match.rule.id,
+            routed.match.selections,
+            event.id,
+            event.timestamp,
+            event.family,
+            event.logsource.product,
+            event.logsource.service,
+            event.ecs,
+            event.raw if routed.raw is None else routed.raw,
+            origin.topic,
+            origin.partition,
+            origin.offset,
+            origin.path,
+            origin.line,
+        ],
+        default=_default,
+        option=orjson.OPT_NON_STR_KEYS,
     )
 
 
-def decode_matches_record(value: bytes | None) -> RoutedMatch | Watermark:
-    """Decode one record of the matches topic; raises ``ValueError`` when it is not one."""
+def encode_batch(
+    matches: Sequence[RoutedMatch],
+    heartbeat: Watermark | None = None,
+    *,
+    max_bytes: int = BATCH_BYTES,
+) -> list[bytes]:
+    """Version 2 record values holding ``matches`` in order (at least one value; several
+    when the JSON exceeds ``max_bytes``); the last one carries ``heartbeat``."""
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for routed in matches:
+        item = _compact(routed)
+        if chunks[-1] and size + len(item) > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += len(item) + 1
+    values = []
+    for i, chunk in enumerate(chunks):
+        mark = heartbeat if i == len(chunks) - 1 and heartbeat is not None else None
+        head = orjson.dumps({"heartbeat": None if mark is None else _heartbeat_doc(mark)})
+        doc = head[:-1] + b',"matches":[' + b",".join(chunk) + b"]}"
+        values.append(BATCH_MAGIC + zlib.compress(doc, 1))
+    return values
+
+
+@lru_cache(maxsize=4096)
+def _rule(rule_id: str) -> RuleInfo:
+    """The rule facts of a version 2 match: only its id (the engines key by it; alerts
+    take the stateful rule's own facts)."""
+    return RuleInfo(id=rule_id, title=rule_id)
+
+
+def _batch_match(item: Any) -> RoutedMatch:
+    if not isinstance(item, list) or len(item) != 17:
+        raise ValueError("a batched match must be a list of 17 items")
+    target, key, seq, rule_id, selections, eid, ts, family, product, service = item[:10]
+    ecs, raw, topic, partition, offset, path, line = item[10:]
+    if not isinstance(target, str) or not isinstance(key, str) or type(seq) is not int:
+        raise ValueError("target, key must be text and seq an integer")
+    if not isinstance(ecs, dict) or not isinstance(raw, dict) or not isinstance(rule_id, str):
+        raise ValueError("event ecs and raw must be objects and the rule id text")
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        raise ValueError("event time must be a number")
+    for name, number in (("partition", partition), ("offset", offset), ("line", line)):
+        if number is not None and type(number) is not int:
+            raise ValueError(f"origin {name} must be an integer")
+    event = Event(
+        id=str(eid),
+        timestamp=float(ts),
+        family=str(family),
+        logsource=LogSource(str(product), str(service)),
+        ecs=ecs,
+        raw=raw,
+        origin=Origin(
+            topic=None if topic is None else str(topic),
+            partition=partition,
+            offset=offset,
+            path=None if path is None else str(path),
+            line=line,
+        ),
+    )
+    match = Match(rule=_rule(rule_id), event=event, selections=tuple(map(str, selections)))
+    return RoutedMatch(target, key, match, seq)
+
+
+def _decode_batch(value: bytes) -> MatchBatch:
+    try:
+        doc = orjson.loads(zlib.decompress(value[len(BATCH_MAGIC) :]))
+    except zlib.error as exc:
+        raise ValueError(f"batch record does not decompress: {exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"batch record holds invalid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("matches"), list):
+        raise ValueError("batch record must be an object with a list of matches")
+    try:
+        matches = tuple(_batch_match(item) for item in doc["matches"])
+        mark = doc.get("heartbeat")
+        heartbeat = None if mark is None else _watermark(mark)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed batch record: {exc!r}") from exc
+    return MatchBatch(matches, heartbeat)
+
+
+def _watermark(doc: Any) -> Watermark:
+    if not isinstance(doc, dict):
+        raise ValueError("a heartbeat must be an object")
+    return Watermark(
+        time=float(doc["time"]),
+        member=str(doc.get("member", "")),
+        sources=_progress(doc.get("sources", {})),
+        earliest=_earliest(doc.get("earliest", {})),
+    )
+
+
+def decode_matches_record(value: bytes | None) -> RoutedMatch | Watermark | MatchBatch:
+    """Decode one record of the matches topic (version 2 or 1); raises ``ValueError`` when
+    it is not one."""
     if not value:
         raise ValueError("empty record")
+    if value.startswith(BATCH_MAGIC):
+        return _decode_batch(value)
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("v") != CODEC_VERSION:
-        raise ValueError(f"not a version {CODEC_VERSION} matches-topic record")
+        raise ValueError("not a matches-topic record of version 1 or 2")
     kind = doc.get("type")
     try:
         if kind == "watermark":
-            return Watermark(
-                time=float(doc["time"]),
-                member=str(doc.get("member", "")),
-                sources=_progress(doc.get("sources", {})),
-                earliest=_earliest(doc.get("earliest", {})),
-            )
+            return _watermark(doc)
         if kind == "match":
             target, key, seq = doc["target"], doc["key"], doc["seq"]
             if not isinstance(target, str) or not isinstance(key, str) or type(seq) is not int:

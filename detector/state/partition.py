@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -22,7 +23,7 @@ from detector.detect import RuleSet
 from detector.detect.correlation import CorrelationEngine, EngineStats, FirstSeenEngine
 from detector.detect.correlation.ordering import PendingMatches, SourceProgress, StreamClock
 from detector.detect.correlation.routing import MatchRouter
-from detector.models import Alert, RoutedMatch, Watermark
+from detector.models import Alert, MatchBatch, RoutedMatch, Watermark
 from detector.state.checkpoint import Checkpoint
 
 #: Checkpoint section names.
@@ -103,8 +104,9 @@ class PartitionState:
         self.first_seen = factory.first_seen_engine()
         self.clock = factory.clock()
         self.pending = PendingMatches()
-        #: Offsets of held matches a restored checkpoint still has to read again.
-        self.reloading: set[int] = set()
+        #: Held matches a restored checkpoint still has to read again: per input offset,
+        #: the indices of the matches in its record (``None``: all of them).
+        self.reloading: dict[int, set[int] | None] = {}
         self._engine_time = -math.inf
         self._first_seen_ids = factory.router.first_seen_ids
         self.inputs: dict[str, tuple[int, int]] = {}
@@ -118,23 +120,34 @@ class PartitionState:
         self._newest = -math.inf
         self.unknown_targets: set[str] = set()
 
-    def read(self, offset: int, record: RoutedMatch | Watermark, now: float) -> None:
-        """Take the input record at ``offset``: a heartbeat or a routed match.
+    def read(self, offset: int, record: RoutedMatch | Watermark | MatchBatch, now: float) -> None:
+        """Take the input record at ``offset``: a heartbeat, a routed match, or a batch of
+        matches with a heartbeat (applied after them).
 
-        A record below :attr:`offset` is already in the state and skipped, except a match
-        the checkpoint held in the buffer: it is read again into the buffer.
+        A record below :attr:`offset` is already in the state and skipped, except the
+        matches the checkpoint held in the buffer: they are read again into the buffer.
         """
+        matches: tuple[RoutedMatch, ...] = ()
+        if isinstance(record, RoutedMatch):
+            matches = (record,)
+        elif isinstance(record, MatchBatch):
+            matches = record.matches
         if self.offset is not None and offset < self.offset:
-            if offset in self.reloading and isinstance(record, RoutedMatch):
-                self.reloading.discard(offset)
-                self.pending.push(record, offset)
+            if offset in self.reloading:
+                held = self.reloading.pop(offset)
+                for index, routed in enumerate(matches):
+                    if held is None or index in held:
+                        self.pending.push(routed, offset, index)
             return
-        if isinstance(record, Watermark):
+        for index, routed in enumerate(matches):
+            self.accept(routed, now, offset, index)
+        mark = record if isinstance(record, Watermark) else None
+        if isinstance(record, MatchBatch):
+            mark = record.heartbeat
+        if mark is not None:
             self.report(
-                {k: SourceProgress(*v) for k, v in record.sources.items()}, now, record.earliest
+                {k: SourceProgress(*v) for k, v in mark.sources.items()}, now, mark.earliest
             )
-        else:
-            self.accept(record, now, offset)
         self.offset = offset + 1
         self.dirty = True
 
@@ -143,10 +156,11 @@ class PartitionState:
 
         Also the offset to commit: everything below it is applied or needs no re-read.
         """
-        held = [*self.reloading, *self.pending.offsets()]
+        oldest = self.pending.oldest()
+        held = [*self.reloading, *(() if oldest is None else (oldest,))]
         return min(held) if held else self.offset
 
-    def accept(self, routed: RoutedMatch, now: float, offset: int) -> None:
+    def accept(self, routed: RoutedMatch, now: float, offset: int, index: int = 0) -> None:
         """Take one routed match: drop it if already held, else buffer it until the
         watermark passes it. A match the watermark already passed is too late: first-seen
         learns its term without alerting, correlations count it (see docs/runtime.md)."""
@@ -161,7 +175,7 @@ class PartitionState:
                     self.duplicates += 1
                     return
                 self.inputs[source] = position
-        if self.pending.push(routed, offset):
+        if self.pending.push(routed, offset, index):
             if routed.match.event.timestamp < self._newest:
                 self.reordered += 1
             else:
@@ -235,7 +249,7 @@ class PartitionState:
         if self.offset is None:
             raise ValueError("no input applied yet")
         pending = self.pending.snapshot()
-        pending["offsets"] = sorted({*self.reloading, *self.pending.offsets()})
+        pending["offsets"] = _held(self.pending.positions(), self.reloading)
         meta: dict[str, object] = {
             "inputs": {k: list(v) for k, v in self.inputs.items()},
             "sources": self.clock.snapshot(),
@@ -267,7 +281,7 @@ class PartitionState:
             raise ValueError(f"invalid checkpoint meta: {exc!r}") from exc
         if "pending" in meta:
             self.pending.released, held = PendingMatches.parse(meta["pending"])
-            self.reloading = set(held)
+            self.reloading = held
         if FIRST_SEEN in sections:
             self.first_seen.restore(sections[FIRST_SEEN])
         for target, engine in self.units.items():
@@ -279,3 +293,15 @@ class PartitionState:
     def stats(self) -> list[EngineStats]:
         """Statistics of every engine of the partition."""
         return [self.first_seen.stats, *(e.stats for e in self.units.values())]
+
+
+def _held(positions: list[tuple[int, int]], reloading: Mapping[int, set[int] | None]) -> list[Any]:
+    """The checkpoint's held matches: ``[offset, index]`` pairs, and a bare offset for a
+    record still to read again whole."""
+    items: list[Any] = [list(p) for p in positions]
+    for offset, indices in reloading.items():
+        if indices is None:
+            items.append(offset)
+        else:
+            items.extend([offset, i] for i in indices)
+    return sorted(items, key=lambda item: tuple(item) if isinstance(item, list) else (item, -1))

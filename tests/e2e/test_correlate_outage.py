@@ -33,7 +33,14 @@ from test_two_stage import Running, Scenario, _record, _until
 
 from detector.app.pipeline import DetectPipeline
 from detector.detect import load_rules
-from detector.models import Origin, RawRecord, RoutedMatch, Watermark, decode_matches_record
+from detector.models import (
+    MatchBatch,
+    Origin,
+    RawRecord,
+    RoutedMatch,
+    Watermark,
+    decode_matches_record,
+)
 from detector.sinks.config import OpenSearchSinkConfig, RetryConfig, SinksConfig
 from detector.sinks.matches import record_key
 from detector.state import Checkpoint, KafkaChangelogStore
@@ -137,7 +144,7 @@ def _users_by_partition(sc: Scenario, per_partition: int) -> dict[int, list[str]
     return found
 
 
-Records = dict[int, list[tuple[int, RoutedMatch | Watermark]]]
+Records = dict[int, list[tuple[int, RoutedMatch | Watermark | MatchBatch]]]
 
 
 async def _matches_topic(sc: Scenario) -> tuple[dict[int, int], Records]:
@@ -256,8 +263,12 @@ async def _routed(sc: Scenario, expected: int) -> None:
 
     async def done() -> bool:
         _, found = await _matches_topic(sc)
-        routed = [r for records in found.values() for _, r in records if isinstance(r, RoutedMatch)]
-        return len(routed) >= expected
+        routed = sum(
+            len(r.matches) if isinstance(r, MatchBatch) else isinstance(r, RoutedMatch)
+            for records in found.values()
+            for _, r in records
+        )
+        return routed >= expected
 
     await _until(done, 30, f"the detect stage did not route {expected} matches")
 

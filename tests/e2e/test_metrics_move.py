@@ -27,7 +27,7 @@ from prometheus_client import Metric
 from detector.app.metrics import REGISTRY
 from detector.app.service import Service
 from detector.app.settings import load_settings
-from detector.models import RoutedMatch, decode_matches_record
+from detector.models import Watermark, decode_matches_record
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -264,7 +264,7 @@ async def _resend_first_match(bootstrap: str, producer: AIOKafkaProducer, topic:
     try:
         while True:
             msg = await asyncio.wait_for(reader.getone(), 20)
-            if isinstance(decode_matches_record(msg.value), RoutedMatch):
+            if not isinstance(decode_matches_record(msg.value), Watermark):
                 break
     finally:
         await reader.stop()

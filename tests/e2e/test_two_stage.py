@@ -4,8 +4,10 @@ correlation state restored from the compacted changelog topic across restarts.""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,15 +29,19 @@ from detector.models import (
     Event,
     LogSource,
     Match,
+    MatchBatch,
     Origin,
     RawRecord,
     RoutedMatch,
     RuleInfo,
     Watermark,
     decode_matches_record,
+    encode_batch,
     encode_routed,
     encode_watermark,
 )
+from detector.models.codec import BATCH_MAGIC
+from detector.sinks.matches import record_key
 from detector.state import Checkpoint, KafkaChangelogStore
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -470,6 +476,100 @@ async def test_undecodable_matches_record_is_dead_lettered_and_stage_continues(
     assert headers["detector.origin.topic"] == kafka.matches_topic
     assert headers["detector.origin.partition"] == "1"
     assert running.applied() == 1
+
+
+@pytest.mark.services
+async def test_matches_left_in_the_older_layout_are_applied_after_an_upgrade(
+    services: Any, tmp_path: Path, start: Callable[..., Awaitable[Running]]
+) -> None:
+    """Matches and a heartbeat an older detect stage wrote (one record per match, keyed
+    for Kafka's partitioner) still sit in the matches topic; after the upgrade they count
+    together with the batched matches of the new detect stage, which land on the same
+    partition: one alert over all three events, nothing dead-lettered."""
+    sc = Scenario(services, tmp_path, op="gte", count=3, timespan="5m")
+    invalid = {"stage": "correlate", "reason": "invalid_match"}
+    dead_before = REGISTRY.get_sample_value("detector_dead_letters_total", invalid) or 0.0
+    await sc.create_source(1)
+    running = await start(sc)
+    kafka = sc.settings.kafka
+    old = [_record("gina", n * 10, n) for n in range(2)]
+    detect = DetectPipeline(load_rules([sc.rules]))
+    result = detect.process(
+        [RawRecord(orjson.dumps(r), Origin("old-source", 0, n)) for n, r in enumerate(old)]
+    )
+    assert len(result.matches) == 2
+    producer = AIOKafkaProducer(bootstrap_servers=services.kafka, acks="all")
+    await producer.start()
+    try:
+        for routed in result.matches:  # the default partitioner, as older versions sent them
+            sent = await producer.send_and_wait(
+                kafka.matches_topic, encode_routed(routed), key=record_key(routed)
+            )
+        quiet = Watermark(0.0, "old", {"old-source/0": (result.max_event_time, True)})
+        await producer.send_and_wait(
+            kafka.matches_topic, encode_watermark(quiet), partition=sent.partition
+        )
+    finally:
+        await producer.stop()
+    await sc.produce([(0, _record("gina", 20, 2))])
+
+    async def fired() -> bool:
+        return len(await sc.alerts()) == 1
+
+    await _until(fired, 30, "the older matches were not counted with the new one")
+    (alert,) = await sc.alerts()
+    assert alert["kibana"]["alert"]["event_count"] == 3
+    assert set(alert["event"]["reference"]) >= {r["eventID"] for r in old}
+    assert running.applied() == 3
+    dead_after = REGISTRY.get_sample_value("detector_dead_letters_total", invalid) or 0.0
+    assert dead_after == dead_before
+
+
+def test_batched_matches_carry_what_their_rule_reads_and_garbage_is_rejected() -> None:
+    """A version 2 record round-trips its matches in order (target, key, seq, rule id,
+    event, origin) with the native values the router kept, and the heartbeat; a batch
+    above the size limit is cut into several records, only the last with the heartbeat;
+    corrupt or malformed batch records raise ValueError naming what is wrong."""
+    slim = RoutedMatch("corr-1", '["alice"]', _match({"k": "v", "blob": b"x"}), 3, {"k": "v"})
+    whole = RoutedMatch("fs-1", '["alice"]', _match({"k": "v", "blob": b"\x00\x01"}), 4)
+    mark = Watermark(12.5, "m", {"src/2": (12.5, False)}, {"src/2": 1.0})
+    (value,) = encode_batch([slim, whole], mark)
+    batch = decode_matches_record(value)
+    assert isinstance(batch, MatchBatch)
+    assert batch.heartbeat == mark
+    first, second = batch.matches
+    assert (first.target, first.key, first.seq) == ("corr-1", '["alice"]', 3)
+    assert (second.target, second.seq) == ("fs-1", 4)
+    assert first.match.rule.id == "r-1"
+    assert first.match.selections == ("selection",)
+    assert first.match.event.origin == slim.match.event.origin
+    assert first.match.event.ecs == slim.match.event.ecs
+    assert first.match.event.timestamp == slim.match.event.timestamp
+    assert first.match.event.raw == {"k": "v"}
+    assert second.match.event.raw == {"k": "v", "blob": "AAE="}
+
+    values = encode_batch([slim, whole, slim], mark, max_bytes=10)
+    decoded = [decode_matches_record(v) for v in values]
+    assert [len(d.matches) for d in decoded if isinstance(d, MatchBatch)] == [1, 1, 1]
+    assert [d.heartbeat for d in decoded if isinstance(d, MatchBatch)] == [None, None, mark]
+
+    def framed(doc: object) -> bytes:
+        return BATCH_MAGIC + zlib.compress(orjson.dumps(doc))
+
+    good = orjson.loads(zlib.decompress(value[len(BATCH_MAGIC) :]))["matches"][0]
+    bad = {
+        BATCH_MAGIC + b"not zlib": "does not decompress",
+        BATCH_MAGIC + zlib.compress(b"{"): "invalid JSON",
+        framed([]): "list of matches",
+        framed({"matches": [good[:5]]}): "17 items",
+        framed({"matches": [[*good[:10], [], *good[11:]]]}): "must be objects",
+        framed({"matches": [[*good[:6], "soon", *good[7:]]]}): "time must be a number",
+        framed({"matches": [[*good[:14], "7", *good[15:]]]}): "offset must be an integer",
+        framed({"matches": [], "heartbeat": {"time": 1, "sources": {"s": 3}}}): "[time, idle]",
+    }
+    for record, reason in bad.items():
+        with pytest.raises(ValueError, match=re.escape(reason)):
+            decode_matches_record(record)
 
 
 def _match(raw: dict[str, Any]) -> Match:

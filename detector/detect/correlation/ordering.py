@@ -34,6 +34,8 @@ class SourceProgress(NamedTuple):
 
 
 OrderKey = tuple[float, str, str, int, int, int]
+#: Where a held match was read: the input offset of its record and its index in it.
+Position = tuple[int, int]
 
 
 def order_key(routed: RoutedMatch) -> OrderKey:
@@ -149,59 +151,87 @@ class StreamClock:
 class PendingMatches:
     """Routed matches waiting for the watermark, released in event-time order.
 
-    Each held match remembers its input offset (its position in the matches partition).
-    A checkpoint keeps only those offsets: the held matches are read again from the input
-    after a restore (:meth:`offsets`), so a checkpoint costs little however much is held.
-    Memory is bounded by the matches of one watermark lag: those newer than the slowest
-    active source's progress minus the allowed lateness.
+    Each held match remembers its position in the input: the offset of its record in the
+    matches partition and its index in that record (a record may hold several matches).
+    A checkpoint keeps only those positions: the held matches are read again from the
+    input after a restore (:meth:`positions`), so a checkpoint costs little however much
+    is held. Memory is bounded by the matches of one watermark lag: those newer than the
+    slowest active source's progress minus the allowed lateness.
     """
 
     def __init__(self) -> None:
-        # (order, input offset, match): offsets are unique, so items always compare
-        self._heap: list[tuple[OrderKey, int, RoutedMatch]] = []
+        # (order, offset, index, match): positions are unique, so items always compare
+        self._heap: list[tuple[OrderKey, int, int, RoutedMatch]] = []
+        # held matches per input offset: the oldest offset without sorting the heap
+        self._held: dict[int, int] = {}
         #: Matches older than this were released; a newer arrival below it is too late.
         self.released = -math.inf
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, routed: RoutedMatch, offset: int) -> bool:
-        """Hold ``routed``, read at input ``offset``; ``False`` (not held) when the
-        watermark already passed it."""
+    def push(self, routed: RoutedMatch, offset: int, index: int = 0) -> bool:
+        """Hold ``routed``, the ``index``-th match of the input record at ``offset``;
+        ``False`` (not held) when the watermark already passed it."""
         if routed.match.event.timestamp < self.released:
             return False
-        heapq.heappush(self._heap, (order_key(routed), offset, routed))
+        heapq.heappush(self._heap, (order_key(routed), offset, index, routed))
+        self._held[offset] = self._held.get(offset, 0) + 1
         return True
 
     def release(self, watermark: float, *, drain: bool = False) -> list[RoutedMatch]:
         """Matches older than ``watermark`` (every match with ``drain``), in order; the
         buffer keeps the rest. Only ``watermark`` makes later arrivals too late."""
         heap = self._heap
+        held = self._held
         self.released = max(self.released, watermark)
         out: list[RoutedMatch] = []
         while heap and (drain or heap[0][0][0] < self.released):
-            out.append(heapq.heappop(heap)[2])
+            _, offset, _, routed = heapq.heappop(heap)
+            left = held[offset] - 1
+            if left:
+                held[offset] = left
+            else:
+                del held[offset]
+            out.append(routed)
         return out
 
+    def oldest(self) -> int | None:
+        """The input offset of the oldest record holding a held match."""
+        return min(self._held) if self._held else None
+
     def offsets(self) -> list[int]:
-        """Input offsets of the held matches, ascending."""
-        return sorted(offset for _, offset, _ in self._heap)
+        """Input offsets of the records holding held matches, ascending."""
+        return sorted(self._held)
+
+    def positions(self) -> list[Position]:
+        """Input positions of the held matches, ascending."""
+        return sorted((offset, index) for _, offset, index, _ in self._heap)
 
     def snapshot(self) -> dict[str, object]:
-        """JSON-ready: the release mark and the input offsets of the held matches."""
+        """JSON-ready: the release mark and the input positions of the held matches."""
         released = self.released if math.isfinite(self.released) else None
-        return {"released": released, "offsets": self.offsets()}
+        return {"released": released, "offsets": [list(p) for p in self.positions()]}
 
     @staticmethod
-    def parse(data: object) -> tuple[float, list[int]]:
-        """``(release mark, held offsets)`` of :meth:`snapshot` output; ``ValueError`` when
-        malformed."""
+    def parse(data: object) -> tuple[float, dict[int, set[int] | None]]:
+        """``(release mark, held matches)`` of :meth:`snapshot` output: per input offset,
+        the indices of its held matches, ``None`` for all of them (a bare offset, as
+        older checkpoints wrote). ``ValueError`` when malformed."""
         if not isinstance(data, dict):
             raise ValueError("invalid pending matches: not an object")
         try:
-            released, offsets = data["released"], data["offsets"]
+            released, items = data["released"], data["offsets"]
             mark = -math.inf if released is None else float(released)
-            held = [int(o) for o in offsets]
-        except (KeyError, TypeError, ValueError) as exc:
+            held: dict[int, set[int] | None] = {}
+            for item in items:
+                if isinstance(item, list):
+                    offset, index = int(item[0]), int(item[1])
+                    indices = held.setdefault(offset, set())
+                    if indices is not None:
+                        indices.add(index)
+                else:
+                    held[int(item)] = None
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"invalid pending matches: {exc!r}") from exc
         return mark, held

@@ -19,6 +19,10 @@ Targets:
 
 A match lacking a key field is not routed: the engines would not count it either
 (``missing_fields``).
+
+A routed match carries the native fields its target reads (:meth:`MatchRouter.route`):
+a correlation reads only its group-by and value fields from the native record (its
+alerts embed the ECS documents), a first-seen rule embeds the whole record in its alert.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from sigma.correlations import SigmaCorrelationRule
 
 from detector.detect.correlation.alerting import key_id
 from detector.detect.correlation.engine import CorrelationEngine
-from detector.detect.correlation.fields import key_text, resolve_field
+from detector.detect.correlation.fields import MISSING, key_text, lookup, resolve_field
 from detector.detect.correlation.firstseen import FirstSeenEngine, _network
+from detector.detect.correlation.spec import CorrelationSpec
 from detector.models import Match
 
 
@@ -44,6 +49,8 @@ class Route:
     fields: tuple[str, ...]
     ecs_first: bool
     network: tuple[int, int] | None = None  # (IPv4, IPv6) prefixes for first-seen terms
+    #: Native fields the target reads from the match (``None``: the whole record).
+    reads: tuple[str, ...] | None = None
 
 
 class MatchRouter:
@@ -99,7 +106,10 @@ class MatchRouter:
                         continue  # chained input (derived in the engine) or already keyed
                     routed.add(ref.key)
                     fields = tuple(spec.group_fields[ri][spec.group_by.index(n)] for n in common)
-                    routes.setdefault(ref.key, []).append(Route(target, fields, ref.ecs_first))
+                    reads = _reads(ref.key, [specs[j] for j in unit])
+                    routes.setdefault(ref.key, []).append(
+                        Route(target, fields, ref.ecs_first, reads=reads)
+                    )
 
         first_seen = FirstSeenEngine(rules, rule_ids=rule_ids).specs
         for fs in first_seen:
@@ -125,11 +135,18 @@ class MatchRouter:
 
     def routing_keys(self, match: Match) -> list[tuple[str, str]]:
         """``(target, key)`` for every stateful target ``match`` feeds and can be keyed for."""
+        return [(target, key) for target, key, _ in self.route(match)]
+
+    def route(self, match: Match) -> list[tuple[str, str, dict[str, Any] | None]]:
+        """``(target, key, native values)`` for every stateful target ``match`` feeds and
+        can be keyed for. The native values are those the target reads, by field name (a
+        look-up of the name in them gives what it gives in the whole record); ``None``
+        when the target needs the whole native record."""
         routes = self._routes.get(match.rule.id)
         if not routes:
             return []
         raw, ecs = match.event.raw, match.event.ecs
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, str, dict[str, Any] | None]] = []
         for route in routes:
             values: list[str] = []
             for name in route.fields:
@@ -140,5 +157,25 @@ class MatchRouter:
                     text = _network(text, *route.network)
                 values.append(text)
             else:
-                out.append((route.target, key_id(values)))
+                slim = None
+                if route.reads is not None:
+                    slim = {}
+                    for name in route.reads:
+                        value = lookup(raw, name)
+                        if value is not MISSING:
+                            slim[name] = value
+                out.append((route.target, key_id(values), slim))
         return out
+
+
+def _reads(rule: str, specs: Sequence[CorrelationSpec]) -> tuple[str, ...]:
+    """The native fields the correlations ``specs`` read from a match of ``rule``."""
+    names: set[str] = set()
+    for spec in specs:
+        for ri, ref in enumerate(spec.refs):
+            if ref.key == rule:
+                names.update(spec.group_fields[ri])
+                value = spec.value_fields[ri]
+                if value is not None:
+                    names.add(value)
+    return tuple(sorted(names))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,10 +32,11 @@ from detector.models import (
     RawRecord,
     Watermark,
     decode_matches_record,
+    encode_batch,
     encode_routed,
     encode_watermark,
 )
-from detector.sinks.matches import record_key
+from detector.sinks.matches import partition_for, record_key
 from detector.state import Checkpoint
 from detector.state.partition import EngineFactory, PartitionState
 
@@ -239,6 +241,7 @@ def _progress(value: tuple[float | None, bool]) -> SourceProgress:
     return SourceProgress(*value)
 
 
+@pytest.mark.parametrize("wire", ["records", "batches"])
 @settings(
     max_examples=50,
     deadline=None,
@@ -251,12 +254,18 @@ def _progress(value: tuple[float | None, bool]) -> SourceProgress:
     data=st.data(),
 )
 def test_any_arrival_order_batching_and_restart_gives_replays_alerts(
-    tmp_path: Path, partitions: list[list[tuple[int, str, str, int]]], data: st.DataObject
+    tmp_path: Path,
+    wire: str,
+    partitions: list[list[tuple[int, str, str, int]]],
+    data: st.DataObject,
 ) -> None:
     """Per-partition-ordered source records, drained in a random interleaving with random
-    detect and correlate batch sizes and random correlate crashes (restore from the last
+    detect and correlate batch sizes, random detect batches sent twice (a detect member
+    dying before its commit) and random correlate crashes (restore from the last
     checkpoint, re-read the rest): the stored correlation and first-seen alerts equal
-    replay's, ids and content, and nothing is too late."""
+    replay's, ids and content, and nothing is too late. ``records``: one record per
+    match and heartbeat (the layout of older detect stages); ``batches``: one record per
+    matches partition and detect batch, cut at random sizes, carrying the heartbeat."""
     ruleset = _ruleset(tmp_path)
     sources = _sources(partitions)
     expected = _replayed(tmp_path, ruleset, sources)
@@ -270,26 +279,43 @@ def test_any_arrival_order_batching_and_restart_gives_replays_alerts(
     stored: dict[str, Any] = {}
     now = 0.0
 
-    def heartbeat(idle: bool) -> None:
+    def watermark(idle: bool) -> Watermark:
         sources_progress = {
             f"trail/{p}": (times.get(f"trail/{p}"), idle) for p in range(SOURCE_PARTITIONS)
         }
-        value = encode_watermark(Watermark(0.0, "m", sources_progress, dict(earliest)))
+        return Watermark(0.0, "m", sources_progress, dict(earliest))
+
+    def heartbeat(idle: bool, skip: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        value = encode_watermark(watermark(idle))
         for part in matches:
-            part.log.append(value)
+            if part.partition not in skip:
+                part.log.append(value)
 
     def detect_batch(p: int, count: int) -> None:
         batch = sources[p][read[p] : read[p] + count]
         read[p] += len(batch)
         result = detect.process(batch)
-        for routed in result.matches:
-            target = zlib.crc32(record_key(routed)) % MATCHES_PARTITIONS
-            matches[target].log.append(encode_routed(routed))
         for source, newest in result.progress.items():
             times[source] = max(times.get(source, newest), newest)
         for source, first in result.earliest.items():
             earliest[source] = min(earliest.get(source, first), first)
-        heartbeat(idle=False)
+        told: set[int] = set()
+        if wire == "records":
+            for routed in result.matches:
+                target = zlib.crc32(record_key(routed)) % MATCHES_PARTITIONS
+                matches[target].log.append(encode_routed(routed))
+        else:
+            grouped: dict[int, list[Any]] = {}
+            for routed in result.matches:
+                grouped.setdefault(partition_for(routed, MATCHES_PARTITIONS), []).append(routed)
+            cut = data.draw(st.sampled_from([1 << 20, 1500]))
+            for target, routed_matches in grouped.items():
+                for value in encode_batch(routed_matches, watermark(False), max_bytes=cut):
+                    matches[target].log.append(value)
+            told = set(grouped)
+        heartbeat(idle=False, skip=told)
+        if data.draw(st.integers(0, 5)) == 5:
+            read[p] -= len(batch)  # died before its commit: the batch is sent again
 
     while True:
         now += 1.0
