@@ -137,10 +137,10 @@ class PartitionState:
                 held = self.reloading.pop(offset)
                 for index, routed in enumerate(matches):
                     if held is None or index in held:
-                        self.pending.push(routed, offset, index)
+                        self.pending.push(routed, offset, index, len(matches))
             return
         for index, routed in enumerate(matches):
-            self.accept(routed, now, offset, index)
+            self.accept(routed, now, offset, index, len(matches))
         mark = record if isinstance(record, Watermark) else None
         if isinstance(record, MatchBatch):
             mark = record.heartbeat
@@ -160,7 +160,9 @@ class PartitionState:
         held = [*self.reloading, *(() if oldest is None else (oldest,))]
         return min(held) if held else self.offset
 
-    def accept(self, routed: RoutedMatch, now: float, offset: int, index: int = 0) -> None:
+    def accept(
+        self, routed: RoutedMatch, now: float, offset: int, index: int = 0, size: int = 1
+    ) -> None:
         """Take one routed match: drop it if already held, else buffer it until the
         watermark passes it. A match the watermark already passed is too late: first-seen
         learns its term without alerting, correlations count it (see docs/runtime.md)."""
@@ -175,7 +177,7 @@ class PartitionState:
                     self.duplicates += 1
                     return
                 self.inputs[source] = position
-        if self.pending.push(routed, offset, index):
+        if self.pending.push(routed, offset, index, size):
             if routed.match.event.timestamp < self._newest:
                 self.reordered += 1
             else:
@@ -295,13 +297,17 @@ class PartitionState:
         return [self.first_seen.stats, *(e.stats for e in self.units.values())]
 
 
-def _held(positions: list[tuple[int, int]], reloading: Mapping[int, set[int] | None]) -> list[Any]:
-    """The checkpoint's held matches: ``[offset, index]`` pairs, and a bare offset for a
-    record still to read again whole."""
-    items: list[Any] = [list(p) for p in positions]
+def _held(
+    positions: list[int | tuple[int, int]], reloading: Mapping[int, set[int] | None]
+) -> list[Any]:
+    """The checkpoint's held matches: a bare offset for a record to read again whole,
+    ``[offset, index]`` for one match of a record."""
+    items: list[Any] = [p if isinstance(p, int) else list(p) for p in positions]
     for offset, indices in reloading.items():
         if indices is None:
             items.append(offset)
         else:
             items.extend([offset, i] for i in indices)
-    return sorted(items, key=lambda item: tuple(item) if isinstance(item, list) else (item, -1))
+    if reloading:
+        items.sort(key=lambda item: (item, -1) if isinstance(item, int) else tuple(item))
+    return items

@@ -164,19 +164,22 @@ class PendingMatches:
         self._heap: list[tuple[OrderKey, int, int, RoutedMatch]] = []
         # held matches per input offset: the oldest offset without sorting the heap
         self._held: dict[int, int] = {}
+        # matches in the record at each held offset: a record held whole is one number
+        self._sizes: dict[int, int] = {}
         #: Matches older than this were released; a newer arrival below it is too late.
         self.released = -math.inf
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, routed: RoutedMatch, offset: int, index: int = 0) -> bool:
-        """Hold ``routed``, the ``index``-th match of the input record at ``offset``;
-        ``False`` (not held) when the watermark already passed it."""
+    def push(self, routed: RoutedMatch, offset: int, index: int = 0, size: int = 1) -> bool:
+        """Hold ``routed``, the ``index``-th of the ``size`` matches of the input record at
+        ``offset``; ``False`` (not held) when the watermark already passed it."""
         if routed.match.event.timestamp < self.released:
             return False
         heapq.heappush(self._heap, (order_key(routed), offset, index, routed))
         self._held[offset] = self._held.get(offset, 0) + 1
+        self._sizes[offset] = size
         return True
 
     def release(self, watermark: float, *, drain: bool = False) -> list[RoutedMatch]:
@@ -193,6 +196,7 @@ class PendingMatches:
                 held[offset] = left
             else:
                 del held[offset]
+                del self._sizes[offset]
             out.append(routed)
         return out
 
@@ -204,14 +208,21 @@ class PendingMatches:
         """Input offsets of the records holding held matches, ascending."""
         return sorted(self._held)
 
-    def positions(self) -> list[Position]:
-        """Input positions of the held matches, ascending."""
-        return sorted((offset, index) for _, offset, index, _ in self._heap)
+    def positions(self) -> list[int | Position]:
+        """Input positions of the held matches, ascending: the offset alone for a record
+        whose matches are all held, ``(offset, index)`` for each held match of others."""
+        whole = [o for o, count in self._held.items() if count == self._sizes[o]]
+        if len(whole) == len(self._held):
+            return sorted(whole)
+        full = set(whole)
+        parts = [(o, i) for _, o, i, _ in self._heap if o not in full]
+        return sorted([*whole, *parts], key=lambda p: p if isinstance(p, tuple) else (p, -1))
 
     def snapshot(self) -> dict[str, object]:
         """JSON-ready: the release mark and the input positions of the held matches."""
         released = self.released if math.isfinite(self.released) else None
-        return {"released": released, "offsets": [list(p) for p in self.positions()]}
+        offsets = [p if isinstance(p, int) else list(p) for p in self.positions()]
+        return {"released": released, "offsets": offsets}
 
     @staticmethod
     def parse(data: object) -> tuple[float, dict[int, set[int] | None]]:
