@@ -136,11 +136,13 @@ class Replay:
         limits = FileLimits(max_record_bytes=pipeline.default.limits.max_bytes)
         names = list(expand(self.paths))
         reading = _Reading(sizes={name: _size(name) for name in names})
-        inputs = [
-            _in_order(_events(name, pipeline, limits, result, reading), self.bound, result)
-            for name in names
-        ]
-        merged = heapq.merge(*inputs, key=_order)
+
+        def opened(name: str) -> Iterator[Event]:
+            return _in_order(_events(name, pipeline, limits, result, reading), self.bound, result)
+
+        # a file's events come after its first one, less the reorder bound, unless late
+        starts = [_first_time(name, pipeline, limits) - self.bound.seconds for name in names]
+        merged = _merge(names, starts, opened, result)
         watermark = -math.inf
         while chunk := list(itertools.islice(merged, DETECT_CHUNK)):
             result.events += len(chunk)
@@ -244,6 +246,62 @@ DETECT_CHUNK = 2_000
 
 def _order(event: Event) -> tuple[float, str]:
     return event.timestamp, event.id
+
+
+def _merge(
+    names: list[str],
+    starts: list[float],
+    opened: Callable[[str], Iterator[Event]],
+    result: ReplayResult,
+) -> Iterator[Event]:
+    """The events of every input merged by (time, event id), ties in input order.
+
+    Input ``i`` is opened (read, buffered) only once the merge reaches ``starts[i]``, the
+    earliest time it can give an event that is not late: a folder of files consecutive in
+    time holds one or two files open, not all. An event older than one already merged
+    (late in its input, or earlier than its file's start by more than the reorder bound)
+    is passed on at once; those not counted late by their input are counted here.
+    """
+    pending = sorted(zip(starts, range(len(names)), strict=True), reverse=True)
+    heads: list[tuple[float, str, int, Event, Iterator[Event]]] = []
+    last: list[tuple[float, str] | None] = [None] * len(names)
+    merged: tuple[float, str] | None = None
+
+    def push(index: int, events: Iterator[Event]) -> None:
+        event = next(events, None)
+        if event is not None:
+            heapq.heappush(heads, (event.timestamp, event.id, index, event, events))
+
+    while True:
+        while pending and (not heads or pending[-1][0] <= heads[0][0]):
+            _, index = pending.pop()
+            push(index, opened(names[index]))
+        if not heads:
+            return
+        time, ident, index, event, events = heapq.heappop(heads)
+        key = (time, ident)
+        previous = last[index]
+        if merged is not None and key < merged and (previous is None or key >= previous):
+            result.late_events += 1  # in order in its input, not in the merge
+        last[index] = key if previous is None else max(previous, key)
+        merged = key if merged is None else max(merged, key)
+        yield event
+        push(index, events)
+
+
+def _first_time(name: str, pipeline: Pipeline, limits: FileLimits) -> float:
+    """The earliest plausible event time of the first record of file ``name`` (read
+    apart, counted nowhere); ``-inf`` when there is none or for stdin."""
+    if name == "-":
+        return -math.inf
+    reader = read_records(name, limits)
+    record = next((r for r in reader if isinstance(r, RawRecord)), None)
+    reader.close()
+    if record is None:
+        return -math.inf
+    events, _ = pipeline.default.ingest(record)
+    times = [e.timestamp for e in events if not pipeline.guard.check(e, record)]
+    return min(times, default=-math.inf)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -278,7 +278,7 @@ def _whole_document(text: bytes, limits: FileLimits) -> bool:
 
 def read_records(
     name: str, limits: FileLimits | None = None, on_read: Callable[[int], None] | None = None
-) -> Iterator[RawRecord | DeadLetter]:
+) -> Generator[RawRecord | DeadLetter, None, None]:
     """Raw records of one file (``-`` is stdin), yielded as they are read.
 
     Input that cannot be read, inflated or framed within ``limits`` gives a dead letter
