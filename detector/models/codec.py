@@ -176,11 +176,27 @@ def _heartbeat_doc(mark: Watermark) -> dict[str, Any]:
     }
 
 
-def _compact(routed: RoutedMatch) -> bytes:
+def _json(value: Any) -> orjson.Fragment:
+    return orjson.Fragment(orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS))
+
+
+def _compact(routed: RoutedMatch, documents: dict[int, orjson.Fragment]) -> bytes:
     """One match of a batch record: ``[target, key, seq, rule id, selections, event id,
-    time, family, product, service, ecs, raw, topic, partition, offset, path, line]``."""
+    time, family, product, service, ecs, raw, topic, partition, offset, path, line]``.
+
+    ``documents`` caches the serialized ECS documents (and whole native records) by event,
+    so an event that feeds several stateful rules is serialized once.
+    """
     event = routed.match.event
     origin = event.origin
+    ecs = documents.get(id(event.ecs))
+    if ecs is None:
+        ecs = documents[id(event.ecs)] = _json(event.ecs)
+    raw: Any = routed.raw
+    if raw is None:
+        raw = documents.get(id(event.raw))
+        if raw is None:
+            raw = documents[id(event.raw)] = _json(event.raw)
     return orjson.dumps(
         [
             routed.target,
@@ -193,8 +209,8 @@ def _compact(routed: RoutedMatch) -> bytes:
             event.family,
             event.logsource.product,
             event.logsource.service,
-            event.ecs,
-            event.raw if routed.raw is None else routed.raw,
+            ecs,
+            raw,
             origin.topic,
             origin.partition,
             origin.offset,
@@ -211,13 +227,19 @@ def encode_batch(
     heartbeat: Watermark | None = None,
     *,
     max_bytes: int = BATCH_BYTES,
+    documents: dict[int, orjson.Fragment] | None = None,
 ) -> list[bytes]:
     """Version 2 record values holding ``matches`` in order (at least one value; several
-    when the JSON exceeds ``max_bytes``); the last one carries ``heartbeat``."""
+    when the JSON exceeds ``max_bytes``); the last one carries ``heartbeat``.
+
+    ``documents`` (empty at first) lets calls for the matches of one batch share the
+    serialized documents of their events; it must not outlive those events.
+    """
+    documents = {} if documents is None else documents
     chunks: list[list[bytes]] = [[]]
     size = 0
     for routed in matches:
-        item = _compact(routed)
+        item = _compact(routed, documents)
         if chunks[-1] and size + len(item) > max_bytes:
             chunks.append([])
             size = 0

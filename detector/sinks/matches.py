@@ -101,10 +101,11 @@ class KafkaMatchSink:
             for routed in matches:
                 p = partitions[partition_for(routed, len(partitions))]
                 by_partition.setdefault(p, []).append(routed)
+            documents: dict[int, Any] = {}  # events feeding several partitions: encoded once
             futures = [
                 await self._producer.send(self.topic, value=value, partition=p)
                 for p, routed in by_partition.items()
-                for value in encode_batch(routed, heartbeat)
+                for value in encode_batch(routed, heartbeat, documents=documents)
             ]
             for future in futures:
                 await future
