@@ -17,7 +17,11 @@ d. ``detector run --stage all`` (OpenSearch sink) draining the topic: until ever
    then compared with (c), ids and content (``event.created`` aside);
 e. produce-to-alert-visible latency while the same process keeps running: records at
    ``--rate`` per second with the current time, among them records that raise a
-   single-event alert; the time from their produce call until a search finds the alert.
+   single-event alert; the time from their produce call until a search finds the alert;
+f. the cost model, in this process on one core without I/O: CPU time per event (ingest,
+   detect, route), per routed match (encode into the batch records, decode, apply in the
+   correlate stage's ``PartitionState``) and per checkpoint of the resulting state, and
+   the events/s one core sustains for each stage from them.
 
 Events/s of (c) and (d) exclude each command's start-up (rule loading, group join), which
 is printed separately. This is a benchmark, not a test: it asserts nothing about time.
@@ -409,6 +413,111 @@ async def latency(
     return sorted(seen[e] - produced[e] for e in produced if e in seen), achieved
 
 
+# -- cost model -------------------------------------------------------------------------
+
+
+def costs(values: list[bytes]) -> list[tuple[str, str]]:
+    """CPU seconds per event, per routed match and per checkpoint over ``values``, the
+    detect stage's and the correlate stage's code without Kafka (``detector run``'s
+    garbage-collector settings)."""
+    from detector.app.logging import configure_logging  # noqa: PLC0415
+    from detector.app.service import build_detect_pipeline, load_ruleset, tune_gc  # noqa: PLC0415
+    from detector.app.settings import load_settings  # noqa: PLC0415
+    from detector.models import (  # noqa: PLC0415
+        MatchBatch,
+        Origin,
+        RawRecord,
+        Watermark,
+        decode_matches_record,
+        encode_batch,
+    )
+    from detector.sinks.matches import partition_for  # noqa: PLC0415
+    from detector.state.partition import EngineFactory, PartitionState  # noqa: PLC0415
+
+    configure_logging("error")
+    topic = "bench"
+    settings = load_settings(SETTINGS, kafka={"topic_formats": {topic: {"source": "cloudtrail"}}})
+    ruleset = load_ruleset(settings)
+    pipeline = build_detect_pipeline(settings, ruleset)
+    tune_gc()
+    now_ms = int(time.time() * 1000)
+    records = [
+        RawRecord(v, Origin(topic, i % PARTITIONS, i // PARTITIONS), timestamp_ms=now_ms)
+        for i, v in enumerate(values)
+    ]
+    clock = time.process_time
+    started = clock()
+    results = [pipeline.process(records[i : i + BATCH]) for i in range(0, len(records), BATCH)]
+    detect = clock() - started
+    matches = sum(len(r.matches) for r in results)
+
+    logs: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
+    progress: dict[str, tuple[float | None, bool]] = {}
+    encode = 0.0
+    for result in results:
+        for source, newest in result.progress.items():
+            progress[source] = (newest, False)
+        mark = Watermark(0.0, "bench", dict(progress), {})
+        started = clock()
+        grouped: dict[int, list[Any]] = {}
+        for routed in result.matches:
+            grouped.setdefault(partition_for(routed, PARTITIONS), []).append(routed)
+        documents: dict[int, Any] = {}
+        for partition, routed_matches in grouped.items():
+            logs[partition] += encode_batch(routed_matches, mark, documents=documents)
+        encode += clock() - started
+    drained = Watermark(0.0, "bench", {s: (t, True) for s, (t, _) in progress.items()}, {})
+    sent = [len(v) for log in logs.values() for v in log]
+
+    factory = EngineFactory(ruleset, pipeline.router)
+    decode = apply = checkpoint = 0.0
+    saved = 0
+    groups = 0
+    for partition, log in logs.items():
+        state = PartitionState(partition, factory)
+        for offset, value in enumerate(log):
+            started = clock()
+            record = decode_matches_record(value)
+            decode += clock() - started
+            assert isinstance(record, MatchBatch)
+            started = clock()
+            state.read(offset, record, 0.0)
+            state.release()
+            apply += clock() - started
+        state.read(len(log), drained, 0.0)
+        state.release()
+        groups += sum(stats.active_groups for stats in state.stats())
+        started = clock()
+        saved += len(state.checkpoint().to_bytes())
+        checkpoint += clock() - started
+
+    us = 1e6
+    per_event = detect / len(values)
+    per_match = (encode + decode + apply) / matches
+    fan_out = matches / len(values)
+    return [
+        ("events; routed matches per event", f"{len(values):,}; {fan_out:.2f}"),
+        ("per event: ingest, detect, route (detect stage)", f"{per_event * us:.0f} µs"),
+        ("per routed match: encode (detect stage)", f"{encode / matches * us:.1f} µs"),
+        ("per routed match: decode (correlate stage)", f"{decode / matches * us:.1f} µs"),
+        ("per routed match: apply (correlate stage)", f"{apply / matches * us:.1f} µs"),
+        (
+            "match records; bytes per match (compressed)",
+            f"{len(sent):,}; {sum(sent) / matches:.0f}",
+        ),
+        (
+            f"per checkpoint of a partition ({groups / PARTITIONS:,.0f} groups)",
+            f"{checkpoint / PARTITIONS * us / 1000:.1f} ms, {saved // PARTITIONS:,} bytes",
+        ),
+        (
+            "one core: detect stage only, correlate stage only (events/s)",
+            f"{1 / (per_event + fan_out * encode / matches):,.0f}, "
+            f"{1 / (fan_out * (decode + apply) / matches):,.0f}",
+        ),
+        ("one core: both stages (events/s)", f"{1 / (per_event + fan_out * per_match):,.0f}"),
+    ]
+
+
 # -- main -------------------------------------------------------------------------------
 
 
@@ -543,6 +652,12 @@ async def main() -> None:
             f"{achieved:,.0f}/s) for {args.seconds:.0f}s: "
             f"{len(lat)} alerts, p50 {p50:.3f}s, p99 {p99:.3f}s, max {lat[-1]:.3f}s"
         )
+    model = Table(title="f. cost model: CPU in process, one core, no I/O")
+    model.add_column("cost")
+    model.add_column("measured", justify="right")
+    for name, figure in costs(values):
+        model.add_row(name, figure)
+    console.print(model)
     if not same:
         raise SystemExit(1)
 
