@@ -7,15 +7,18 @@ with ``partition=<kafka partition>``). Per batch:
 1. decode and apply the records (routed matches; watermark heartbeats close windows);
    undecodable records go to the dead-letter topic;
 2. write dead letters and alerts to the sinks (backpressure as in the detect stage);
-3. write each changed partition's checkpoint (snapshots + the next input offset) to the
-   compacted state topic under ``<group>/<topic>/<partition>``;
+3. write what the batch changed in each partition's state to the compacted state topic,
+   in one transaction: a record per changed group key or first-seen term (a tombstone
+   for a removed one), then the partition's meta record under
+   ``<group>/<topic>/<partition>`` with the next input offset;
 4. commit those offsets.
 
-On assignment the partition's checkpoint is read from the state topic before any record
-is processed, and the consumer seeks to the checkpoint's offset (the state already holds
-every input below it). On revocation nothing is flushed: windows stay open in the
-changelog for the next owner. A crash anywhere re-reads from the last checkpoint and
-re-emits the same alert ids (deterministic, ``op_type=create``).
+On assignment the partition's records are read from the state topic (committed ones
+only) before any record is processed, and the consumer seeks to the meta record's
+offset (the state already holds every input below it). On revocation nothing is
+flushed: windows stay open in the changelog for the next owner. A crash anywhere
+re-reads from the last committed state and re-emits the same alert ids
+(deterministic, ``op_type=create``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import structlog
@@ -48,8 +50,8 @@ from detector.models import Alert, DeadLetter, Origin, Sink, decode_matches_reco
 from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sources.kafkasecurity import KafkaSecurity
 from detector.sources.matches import MatchesConsumer
-from detector.state import Checkpoint, KafkaChangelogStore
-from detector.state.partition import EngineFactory, PartitionState
+from detector.state import KafkaChangelogStore
+from detector.state.partition import SEP, EngineFactory, PartitionState, Record
 
 log = structlog.get_logger(__name__)
 
@@ -262,20 +264,35 @@ class CorrelateStage:
             return
         self._last_checkpoint = now
         offsets: dict[TopicPartition, int] = {}
+        records: dict[int, list[Record]] = {}
         for partition, state in self.states.items():
             tp = TopicPartition(self.topic, partition)
             if not state.dirty or state.offset is None or (only is not None and tp not in only):
                 continue
-            data = state.checkpoint().to_bytes()
-            key = self.state_key(partition)
-            await self.delivery.retry("state", partial(self.store.save, key, data, partition))
-            CHECKPOINT_BYTES.observe(len(data))
-            state.dirty = False
+            records[partition] = state.changelog(self.state_key(partition))
             # the oldest held match: a restore without this checkpoint reads it again
             resume = state.resume_offset()
             offsets[tp] = state.offset if resume is None else resume
-        if offsets:
-            await self.commit(offsets)
+        if not records:
+            return
+        written = 0
+
+        async def write() -> None:
+            nonlocal written
+            written = await self.store.write(records)
+
+        try:
+            await self.delivery.retry("state", write)
+        except BaseException:
+            # The changes are taken from the engines: a later checkpoint of these states
+            # would lack them. Forget the states; the next owner restores the last one.
+            self._forget(set(records))
+            log.warning("checkpoint_abandoned", partitions=sorted(records))
+            raise
+        CHECKPOINT_BYTES.observe(written)
+        for partition in records:
+            self.states[partition].dirty = False
+        await self.commit(offsets)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` (each the next offset to read) once their state is saved."""
@@ -295,30 +312,49 @@ class CorrelateStage:
         """Restore every newly assigned partition from the changelog, then seek to it."""
         async with self._lock:
             new = sorted(tp.partition for tp in assigned if tp.partition not in self.states)
-            keys = {self.state_key(p): p for p in new}
-            stored = await self.store.load_many(
-                keys, {self.store.partition_for(k, p) for k, p in keys.items()}
-            )
-            for key, partition in keys.items():
-                state = PartitionState(partition, self.factory)
-                data = stored.get(key)
-                if data is not None:
-                    try:
-                        state.restore(Checkpoint.from_bytes(data), time.time())
-                    except ValueError as exc:
-                        # Unreadable state: start empty from the committed offset, loudly.
-                        STATE_RESTORES.labels("failed").inc()
-                        log.error("state_restore_failed", partition=partition, error=str(exc))
-                        state = PartitionState(partition, self.factory)
-                    else:
+            states = {p: PartitionState(p, self.factory) for p in new}
+            bases = {self.state_key(p).encode(): states[p] for p in new}
+            failed: dict[int, str] = {}
+
+            def load(key: bytes, value: bytes | None) -> None:
+                base, sep, tail = key.partition(SEP)
+                state = bases.get(base)
+                if state is None or state.partition in failed:
+                    return
+                try:
+                    state.load_record(sep + tail, value)
+                except ValueError as exc:
+                    failed[state.partition] = str(exc)
+
+            started = time.monotonic()
+            records = await self.store.replay(new, load)
+            for partition, loaded in states.items():
+                state = loaded
+                try:
+                    if partition in failed:
+                        raise ValueError(failed[partition])
+                    restored = state.finish_restore(time.time())
+                except ValueError as exc:
+                    # Unreadable state: start empty from the committed offset, loudly.
+                    STATE_RESTORES.labels("failed").inc()
+                    log.error("state_restore_failed", partition=partition, error=str(exc))
+                    state = PartitionState(partition, self.factory)
+                else:
+                    if restored:
                         STATE_RESTORES.labels("restored").inc()
                         resume = state.resume_offset()
                         assert resume is not None
                         self._consumer.seek(TopicPartition(self.topic, partition), resume)
-                else:
-                    STATE_RESTORES.labels("empty").inc()
+                    else:
+                        STATE_RESTORES.labels("empty").inc()
                 self.states[partition] = state
                 self._set_baseline(partition, state)
+            log.info(
+                "state_restored",
+                partitions=new,
+                records=records,
+                seconds=round(time.monotonic() - started, 3),
+            )
             self.health.ready = True
             log.info(
                 "partitions_assigned",

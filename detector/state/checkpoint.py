@@ -1,4 +1,12 @@
-"""The framed value of a changelog record: named snapshot sections plus the input offset.
+"""Values of the state topic: the per-batch meta record, and the whole-state checkpoint
+of earlier versions (still read, so an upgrade restores it).
+
+The meta record (:func:`encode_meta`) is ``b"DCM1" | orjson(document)``; the document
+holds ``offset``, the next input offset the partition's state reflects, and what is not
+kept per key (duplicate filter, source progress, held offsets, engine headers).
+
+The whole-state checkpoint (:class:`Checkpoint`, written by versions before per-key
+changelogs) is a frame of named snapshot sections plus the input offset.
 
 Layout (big-endian), no pickle: the sections are engine snapshots (orjson) that hold
 attacker-controlled values and are parsed as JSON only::
@@ -20,7 +28,11 @@ import struct
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
+
+META_MAGIC = b"DCM1"
 MAGIC = b"DCK1"
 COMPRESSED = b"DCKZ"
 #: Largest frame a compressed checkpoint may expand to (a corrupt record cannot explode).
@@ -83,3 +95,32 @@ class Checkpoint:
         if offset < 0:
             raise ValueError("negative offset")
         return cls(offset=offset, sections=sections)
+
+
+def encode_meta(offset: int, document: Mapping[str, Any]) -> bytes:
+    """The value of a partition's meta record: ``document`` plus the input ``offset``."""
+    return META_MAGIC + orjson.dumps({**document, "offset": offset})
+
+
+def is_checkpoint(data: bytes) -> bool:
+    """Whether ``data`` is a whole-state checkpoint of an earlier version."""
+    return data[:4] in (MAGIC, COMPRESSED)
+
+
+def decode_meta(data: bytes) -> tuple[int, dict[str, Any]]:
+    """``(offset, document)`` of a meta record; ``ValueError`` on anything else."""
+    if data[:4] != META_MAGIC:
+        raise ValueError("not a detector meta record (bad magic)")
+    try:
+        document = orjson.loads(data[4:])
+        offset = int(document["offset"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"invalid meta record: {exc!r}") from exc
+    if not isinstance(document, dict) or offset < 0:
+        raise ValueError("invalid meta record: not a document with an offset >= 0")
+    return offset, document
+
+
+def stored_offset(data: bytes) -> int:
+    """The input offset a meta record or an older whole-state checkpoint reflects."""
+    return Checkpoint.from_bytes(data).offset if is_checkpoint(data) else decode_meta(data)[0]

@@ -5,10 +5,13 @@ one :class:`FirstSeenEngine`, the duplicate filter, the per-source watermark
 (:class:`StreamClock`) and the reorder buffer (:class:`PendingMatches`). Routed matches
 wait in the buffer until the watermark passes them and are then applied in event-time
 order, so the alerts equal those of an in-order replay whatever the arrival order.
-The :class:`Checkpoint` holds the engines, the clock and the input offsets of the
-buffered matches; after a restore those are read again from the input
-(:meth:`PartitionState.resume_offset`), so a checkpoint's size does not grow with the
-buffer.
+After each batch :meth:`PartitionState.changelog` gives the state-topic records of what
+the batch changed: one record per changed group key or first-seen term (``None``, a
+tombstone, for a removed one), then the partition's meta record (the input offset, the
+clock, the duplicate filter, the input offsets of the buffered matches and the engines'
+counters). After a restore the buffered matches are read again from the input
+(:meth:`PartitionState.resume_offset`), so the meta record does not grow with the
+buffer. Whole-state :class:`Checkpoint` values of earlier versions still restore.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from detector.detect.correlation import CorrelationEngine, EngineStats, FirstSee
 from detector.detect.correlation.ordering import PendingMatches, SourceProgress, StreamClock
 from detector.detect.correlation.routing import MatchRouter
 from detector.models import Alert, MatchBatch, RoutedMatch, Watermark
-from detector.state.checkpoint import Checkpoint
+from detector.state.checkpoint import Checkpoint, decode_meta, encode_meta, is_checkpoint
 
 #: Checkpoint section names.
 META = "meta"
 FIRST_SEEN = "first_seen"
 UNIT_PREFIX = "correlation:"
+#: Separates the parts of a key record's key: ``base | section | rule id | JSON key``.
+SEP = b"\x00"
+#: A changelog record: key and value (``None``: a tombstone).
+Record = tuple[bytes, bytes | None]
 
 
 class EngineFactory:
@@ -119,6 +126,19 @@ class PartitionState:
         self.reordered = 0
         self._newest = -math.inf
         self.unknown_targets: set[str] = set()
+        #: Write every key with the next changelog (restored from an older checkpoint).
+        self.rewrite = False
+        self._stored_meta: bytes | None = None
+        #: Every engine by its section name.
+        self.sections: dict[str, CorrelationEngine | FirstSeenEngine] = {
+            FIRST_SEEN: self.first_seen,
+            **{UNIT_PREFIX + target: engine for target, engine in self.units.items()},
+        }
+        self._track()
+
+    def _track(self) -> None:
+        for engine in self.sections.values():
+            engine.track_changes(self.partition)
 
     def read(self, offset: int, record: RoutedMatch | Watermark | MatchBatch, now: float) -> None:
         """Take the input record at ``offset``: a heartbeat, a routed match, or a batch of
@@ -247,33 +267,113 @@ class PartitionState:
         return engine.process(routed.match, self.partition)
 
     def checkpoint(self) -> Checkpoint:
-        """Snapshots of every engine, the buffer and the clock, valid up to :attr:`offset`."""
+        """The whole state as one frame (the format of earlier versions, which
+        :meth:`finish_restore` still reads), valid up to :attr:`offset`."""
         if self.offset is None:
             raise ValueError("no input applied yet")
-        pending = self.pending.snapshot()
-        pending["offsets"] = _held(self.pending.positions(), self.reloading)
-        meta: dict[str, object] = {
-            "inputs": {k: list(v) for k, v in self.inputs.items()},
-            "sources": self.clock.snapshot(),
-            "pending": pending,
-        }
-        if math.isfinite(self.clock.origin):
-            meta["origin"] = self.clock.origin
         sections = {
-            META: orjson.dumps(meta),
+            META: orjson.dumps(self._meta()),
             FIRST_SEEN: self.first_seen.snapshot(self.partition),
         }
         for target, engine in self.units.items():
             sections[UNIT_PREFIX + target] = engine.snapshot(self.partition)
         return Checkpoint(offset=self.offset, sections=sections)
 
-    def restore(self, checkpoint: Checkpoint, now: float) -> None:
-        """Load ``checkpoint``; sections of rules no longer loaded are ignored.
+    def _meta(self) -> dict[str, Any]:
+        """What the partition holds besides the engines' keys."""
+        pending = self.pending.snapshot()
+        pending["offsets"] = _held(self.pending.positions(), self.reloading)
+        meta: dict[str, Any] = {
+            "inputs": {k: list(v) for k, v in self.inputs.items()},
+            "sources": self.clock.snapshot(),
+            "pending": pending,
+        }
+        if math.isfinite(self.clock.origin):
+            meta["origin"] = self.clock.origin
+        return meta
 
-        Raises ``ValueError`` when a section is malformed.
+    def changelog(self, base: str) -> list[Record]:
+        """The state-topic records of what changed since the last call, the meta record
+        (key ``base``) last; every key after a restore from an older checkpoint.
+
+        A key record's key is ``base | 0x00 | section | 0x00 | rule id | 0x00 | JSON
+        array of the group key`` (:data:`SEP`); its value is the engine's JSON for that
+        key. Raises ``ValueError`` before any input was applied.
+        """
+        if self.offset is None:
+            raise ValueError("no input applied yet")
+        records: list[Record] = []
+        headers: dict[str, dict[str, Any]] = {}
+        prefix = base.encode() + SEP
+        for section, engine in self.sections.items():
+            tag = prefix + section.encode() + SEP
+            for rule_id, key, value in engine.changes(self.partition, everything=self.rewrite):
+                records.append((tag + rule_id.encode() + SEP + orjson.dumps(key), value))
+            headers[section] = engine.header(self.partition)
+        meta = encode_meta(self.offset, {**self._meta(), "engines": headers})
+        records.append((base.encode(), meta))
+        self.rewrite = False
+        return records
+
+    def load_record(self, tail: bytes, value: bytes | None) -> None:
+        """Take one state-topic record of this partition, in topic order; ``tail`` is
+        its key after ``base`` (empty for the meta record). Call :meth:`finish_restore`
+        after the last one. Raises ``ValueError`` on a malformed key or value."""
+        if not tail:
+            self._stored_meta = value
+            return
+        try:
+            section, rule_id, raw = tail[1:].split(SEP, 2)
+            key = tuple(str(k) for k in orjson.loads(raw))
+            engine = self.sections.get(section.decode())
+            if engine is not None:
+                engine.load_group(self.partition, rule_id.decode(), key, value)
+        except (ValueError, TypeError) as exc:  # bad split, UTF-8 or JSON
+            raise ValueError(f"invalid state record key {tail[:80]!r}: {exc}") from exc
+
+    def finish_restore(self, now: float) -> bool:
+        """Apply the meta record read by :meth:`load_record`; whether there was one.
+
+        Without a meta record the partition has no stored state (key records alone are
+        not applied). A whole-state checkpoint of an earlier version is restored, and
+        the next :meth:`changelog` then writes every key. Raises ``ValueError`` when the
+        stored state is malformed.
+        """
+        data, self._stored_meta = self._stored_meta, None
+        if data is None:
+            return False
+        if is_checkpoint(data):
+            self.restore(Checkpoint.from_bytes(data), now)
+            self.rewrite = True
+            return True
+        offset, meta = decode_meta(data)
+        self._restore_meta(meta, now)
+        try:
+            for section, header in meta.get("engines", {}).items():
+                if section in self.sections:
+                    self.sections[section].load_header(self.partition, header)
+        except AttributeError as exc:
+            raise ValueError(f"invalid meta record engines: {exc!r}") from exc
+        self.offset = offset
+        return True
+
+    def restore(self, checkpoint: Checkpoint, now: float) -> None:
+        """Load a whole-state ``checkpoint``; sections of rules no longer loaded are
+        ignored. Raises ``ValueError`` when a section is malformed.
         """
         sections = checkpoint.sections
         meta = orjson.loads(sections.get(META, b"{}"))
+        self._restore_meta(meta, now)
+        if FIRST_SEEN in sections:
+            self.first_seen.restore(sections[FIRST_SEEN])
+        for target, engine in self.units.items():
+            data = sections.get(UNIT_PREFIX + target)
+            if data is not None:
+                engine.restore(data)
+        self._track()  # restore replaced the engines' partition state
+        self.offset = checkpoint.offset
+
+    def _restore_meta(self, meta: Any, now: float) -> None:
         try:
             self.inputs = {str(k): (int(v[0]), int(v[1])) for k, v in meta["inputs"].items()}
             self.clock.restore(meta.get("sources", {}), now)
@@ -284,13 +384,6 @@ class PartitionState:
         if "pending" in meta:
             self.pending.released, held = PendingMatches.parse(meta["pending"])
             self.reloading = held
-        if FIRST_SEEN in sections:
-            self.first_seen.restore(sections[FIRST_SEEN])
-        for target, engine in self.units.items():
-            data = sections.get(UNIT_PREFIX + target)
-            if data is not None:
-                engine.restore(data)
-        self.offset = checkpoint.offset
 
     def stats(self) -> list[EngineStats]:
         """Statistics of every engine of the partition."""

@@ -43,7 +43,8 @@ from detector.models import (
 )
 from detector.sinks.config import OpenSearchSinkConfig, RetryConfig, SinksConfig
 from detector.sinks.matches import record_key
-from detector.state import Checkpoint, KafkaChangelogStore
+from detector.state import KafkaChangelogStore
+from detector.state.checkpoint import stored_offset
 from detector.state.partition import EngineFactory, PartitionState
 
 start = test_two_stage.start  # the fixture: services started by a test are stopped after it
@@ -218,7 +219,7 @@ async def _assert_not_past_firing(
 
 
 async def _checkpointed(sc: Scenario) -> dict[int, int | None]:
-    """The input offset of every partition's checkpoint in the changelog (None: none)."""
+    """The input offset of every partition's meta record in the changelog (None: none)."""
     kafka = sc.settings.kafka
     store = KafkaChangelogStore(sc.services.kafka, kafka.state_topic)
     await store.start()
@@ -226,7 +227,7 @@ async def _checkpointed(sc: Scenario) -> dict[int, int | None]:
         found: dict[int, int | None] = {}
         for p in range(kafka.matches_partitions):
             data = await store.load(f"{kafka.correlate_group_id}/{kafka.matches_topic}/{p}", p)
-            found[p] = None if data is None else Checkpoint.from_bytes(data).offset
+            found[p] = None if data is None else stored_offset(data)
         return found
     finally:
         await store.close()

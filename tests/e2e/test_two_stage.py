@@ -43,6 +43,7 @@ from detector.models import (
 from detector.models.codec import BATCH_MAGIC
 from detector.sinks.matches import record_key
 from detector.state import Checkpoint, KafkaChangelogStore
+from detector.state.checkpoint import decode_meta
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -393,11 +394,12 @@ async def test_watermark_heartbeats_close_a_lt_window_without_further_matches(
 
 
 @pytest.mark.services
-async def test_changelog_record_is_a_framed_checkpoint_with_the_input_offset(
+async def test_changelog_holds_a_record_per_group_key_and_a_meta_record_with_the_offset(
     services: Any, tmp_path: Path, start: Callable[..., Awaitable[Running]]
 ) -> None:
-    """The state topic is compacted and its record for a partition frames the engines'
-    JSON snapshots with the next input offset of that partition."""
+    """The state topic is compacted; for a partition it holds one record per open group
+    key (the window's entries as JSON, keyed by section, rule and group key) and, written
+    after them, the partition's meta record with the next input offset."""
     sc = Scenario(services, tmp_path, op="gte", count=4, timespan="10m")
     await sc.create_source(1)
     running = await start(sc)
@@ -411,21 +413,28 @@ async def test_changelog_record_is_a_framed_checkpoint_with_the_input_offset(
     await running.stop()
 
     kafka = sc.settings.kafka
+    base = f"{kafka.correlate_group_id}/{kafka.matches_topic}/{partition}".encode()
+    records: list[tuple[bytes, bytes | None]] = []
     store = KafkaChangelogStore(services.kafka, kafka.state_topic)
     await store.start()
     try:
-        key = f"{kafka.correlate_group_id}/{kafka.matches_topic}/{partition}"
-        data = await store.load(key, partition)
+        await store.replay(
+            [partition],
+            lambda k, v: records.append((k, v)) if k.split(b"\x00")[0] == base else None,
+        )
     finally:
         await store.close()
-    assert data is not None
-    checkpoint = Checkpoint.from_bytes(data)
-    assert checkpoint.offset >= 1
-    snapshot = orjson.loads(checkpoint.sections[f"correlation:{sc.corr_id}"])
-    (part,) = snapshot["parts"]
-    assert part["partition"] == partition
-    (groups,) = [r["groups"] for r in part["rules"].values()]
-    assert [g[0] for g in groups] == [["erin"]]
+    groups = [(k, v) for k, v in records if k != base]
+    assert [k.split(b"\x00")[1:] for k, _ in groups] == [
+        [f"correlation:{sc.corr_id}".encode(), sc.corr_id.encode(), b'["erin"]']
+    ]
+    (entries,) = [orjson.loads(v or b"null") for _, v in groups]
+    assert [e[1] for e in entries] == [0]  # one entry, of the first referenced rule
+    metas = [i for i, (k, _) in enumerate(records) if k == base]
+    assert metas and metas[-1] > records.index(groups[-1])
+    offset, meta = decode_meta(records[metas[-1]][1] or b"")
+    assert offset >= 1
+    assert set(meta["engines"]) >= {f"correlation:{sc.corr_id}", "first_seen"}
 
     admin = AIOKafkaAdminClient(bootstrap_servers=services.kafka)
     await admin.start()

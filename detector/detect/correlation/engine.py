@@ -13,13 +13,14 @@ import heapq
 import math
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 from sigma.correlations import SigmaCorrelationRule
 
 from detector.detect.correlation.alerting import alert_document, build_alert
+from detector.detect.correlation.changes import ChangedKeys, counters_document, load_counters
 from detector.detect.correlation.fields import key_text, number, resolve_field
 from detector.detect.correlation.spec import CorrelationSpec, compile_correlation, rule_key
 from detector.detect.correlation.stats import COUNTERS, EngineStats, RuleStats
@@ -34,7 +35,7 @@ SNAPSHOT_VERSION = 1
 class _Partition:
     """State of one partition: its watermark source, groups per rule, close-time heap."""
 
-    __slots__ = ("counters", "groups", "heap", "max_time")
+    __slots__ = ("changed", "counters", "groups", "heap", "max_time")
 
     def __init__(self, rules: int) -> None:
         self.max_time = -math.inf
@@ -45,6 +46,14 @@ class _Partition:
         # skipped on pop (the group's first entry no longer gives that close time).
         self.heap: list[tuple[float, int, GroupKey]] = []
         self.counters: dict[str, list[int]] = {name: [0] * rules for name in COUNTERS}
+        # per rule, the keys changed since the last :meth:`CorrelationEngine.changes`, in
+        # the order of their last change; None: not tracked (replay keeps no changelog)
+        self.changed: ChangedKeys[GroupKey] | None = None
+
+    def touch(self, ci: int, key: GroupKey) -> None:
+        """Note that group ``key`` of rule ``ci`` changed (if changes are tracked)."""
+        if self.changed is not None:
+            self.changed.touch(ci, key)
 
 
 class _Source:
@@ -212,7 +221,9 @@ class CorrelationEngine:
         alerts: list[Alert] = []
         for part in self._parts.values():
             self._close(part, math.inf, alerts)
-            for groups in part.groups:
+            for ci, groups in enumerate(part.groups):
+                for key in groups:
+                    part.touch(ci, key)
                 groups.clear()
             part.heap.clear()
         return alerts
@@ -271,7 +282,7 @@ class CorrelationEngine:
         entries = groups.get(key)
         if entries is None:
             if len(groups) >= self.max_groups_per_rule:
-                groups.popitem(last=False)
+                part.touch(ci, groups.popitem(last=False)[0])
                 counters["evictions"][ci] += 1
             entries = groups[key] = []
         else:
@@ -288,6 +299,7 @@ class CorrelationEngine:
                 counters["truncated_entries"][ci] += 1
             if spec.early and index >= 0:
                 self._fire_early(part, ci, key, entries, index=index, alerts=alerts)
+        part.touch(ci, key)
         if not entries:
             del groups[key]
         elif not spec.early and entries[0].time != first:
@@ -354,6 +366,7 @@ class CorrelationEngine:
             entries = groups.get(key)
             if not entries or entries[0].time + span != close:
                 continue
+            part.touch(ci, key)
             while entries and entries[0].time + span < watermark:
                 end = bisect_right(entries, entries[0].time + span, key=entry_time)
                 window = entries[:end]
@@ -378,7 +391,7 @@ class CorrelationEngine:
                 entries = next(iter(groups.values()))
                 if entries and entries[-1].time >= horizon:
                     break
-                groups.popitem(last=False)
+                part.touch(ci, groups.popitem(last=False)[0])
                 part.counters["expired_groups"][ci] += 1
 
     def _fire(
@@ -487,6 +500,87 @@ class CorrelationEngine:
                         part.heap.append((entries[0].time + spec.timespan, ci, key))
         heapq.heapify(part.heap)
         return part
+
+    # -- changelog (per group key) ------------------------------------------------------
+
+    def track_changes(self, partition: int) -> None:
+        """Remember which group keys of ``partition`` change, for :meth:`changes`."""
+        part = self._partition(partition)
+        if part.changed is None:
+            part.changed = ChangedKeys(len(self.specs))
+
+    def changes(
+        self, partition: int, *, everything: bool = False
+    ) -> Iterator[tuple[str, GroupKey, bytes | None]]:
+        """``(rule id, group key, value)`` of every group changed since the last call (all
+        groups when ``everything``), in the order of their last change; ``None`` for a
+        group that no longer exists (a tombstone). Consuming it forgets those changes.
+
+        A value is the group's entries as JSON (orjson), read back by :meth:`load_group`.
+        """
+        part = self._partition(partition)
+        for ci, spec in enumerate(self.specs):
+            groups = part.groups[ci]
+            if part.changed is not None:
+                keys = part.changed.take(ci, groups, everything)
+            else:
+                keys = list(groups) if everything else []
+            for key in keys:
+                entries = groups.get(key)
+                yield (
+                    spec.info.id,
+                    key,
+                    None if entries is None else orjson.dumps([list(e) for e in entries]),
+                )
+
+    def header(self, partition: int) -> dict[str, Any]:
+        """What :meth:`changes` leaves out: the partition's event time and counters."""
+        part = self._partition(partition)
+        return {
+            "max_time": _finite(part.max_time),
+            "counters": counters_document([s.info.id for s in self.specs], part.counters),
+        }
+
+    def load_group(self, partition: int, rule_id: str, key: GroupKey, value: bytes | None) -> None:
+        """Apply one changelog record of :meth:`changes` (``None`` deletes the group);
+        records of rules no longer loaded are ignored. Call :meth:`load_header` after the
+        last one. Raises ``ValueError`` on a malformed value."""
+        ci = self._index.get(rule_id)
+        if ci is None:
+            return
+        groups = self._partition(partition).groups[ci]
+        groups.pop(key, None)
+        if value is None:
+            return
+        refs = len(self.specs[ci].refs)
+        entries: list[Entry] = []
+        try:
+            for t, ri, found, doc in orjson.loads(value):
+                if not 0 <= int(ri) < refs or not isinstance(doc, dict):
+                    raise ValueError("entry does not fit the loaded rule")
+                entries.append(Entry(float(t), int(ri), found, doc))
+        except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
+            raise ValueError(f"invalid correlation group record: {exc}") from exc
+        if entries:
+            groups[key] = entries
+
+    def load_header(self, partition: int, header: Mapping[str, Any]) -> None:
+        """Apply :meth:`header` output after the group records; rebuilds the close-time
+        heap. Raises ``ValueError`` on a malformed header."""
+        part = self._partition(partition)
+        try:
+            max_time = header["max_time"]
+            part.max_time = -math.inf if max_time is None else float(max_time)
+            load_counters(self._index, part.counters, header["counters"])
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"invalid correlation header: {exc!r}") from exc
+        part.heap = [
+            (entries[0].time + spec.timespan, ci, key)
+            for ci, spec in enumerate(self.specs)
+            if not spec.early
+            for key, entries in part.groups[ci].items()
+        ]
+        heapq.heapify(part.heap)
 
 
 def _finite(value: float) -> float | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationTimespan
 from sigma.exceptions import SigmaTimespanError
 
 from detector.detect.correlation.alerting import group_text, iso, key_id, when
+from detector.detect.correlation.changes import ChangedKeys, counters_document, load_counters
 from detector.detect.correlation.fields import key_text, resolve_field
 from detector.detect.correlation.spec import rule_info, rule_key, rule_location
 from detector.detect.correlation.stats import COUNTERS, EngineStats, RuleStats
@@ -143,7 +144,7 @@ def _network(text: str, v4: int, v6: int) -> str:
 
 
 class _Partition:
-    __slots__ = ("counters", "max_time", "origin", "seen")
+    __slots__ = ("changed", "counters", "max_time", "origin", "seen")
 
     def __init__(self, rules: int) -> None:
         self.max_time = -math.inf
@@ -152,6 +153,14 @@ class _Partition:
         # per rule: (group values + term values) -> event time it was last seen
         self.seen: list[OrderedDict[tuple[str, ...], float]] = [OrderedDict() for _ in range(rules)]
         self.counters: dict[str, list[int]] = {name: [0] * rules for name in COUNTERS}
+        # per rule, the keys changed since the last FirstSeenEngine.changes, in the order of
+        # their last change; None: not tracked (replay keeps no changelog)
+        self.changed: ChangedKeys[tuple[str, ...]] | None = None
+
+    def touch(self, ci: int, key: tuple[str, ...]) -> None:
+        """Note that term ``key`` of rule ``ci`` changed (if changes are tracked)."""
+        if self.changed is not None:
+            self.changed.touch(ci, key)
 
 
 class FirstSeenEngine:
@@ -271,12 +280,13 @@ class FirstSeenEngine:
         last = seen.get(key)
         if last is None:
             if len(seen) >= self.max_keys_per_rule:
-                seen.popitem(last=False)
+                part.touch(ci, seen.popitem(last=False)[0])
                 counters["evictions"][ci] += 1
             seen[key] = t
         else:
             seen[key] = max(last, t)
             seen.move_to_end(key)
+        part.touch(ci, key)
         part.origin = min(part.origin, t)
         learning = spec.learn > 0 and t < part.origin + spec.learn
         if (last is not None and t - last <= spec.timespan) or learning or not alerting:
@@ -331,7 +341,7 @@ class FirstSeenEngine:
             while seen:
                 if next(iter(seen.values())) >= horizon:
                     break
-                seen.popitem(last=False)
+                part.touch(ci, seen.popitem(last=False)[0])
                 part.counters["expired_groups"][ci] += 1
 
     @property
@@ -402,6 +412,68 @@ class FirstSeenEngine:
             for raw_key, t in state["seen"]:
                 seen[tuple(str(k) for k in raw_key)] = float(t)
         return part
+
+    # -- changelog (per term) -----------------------------------------------------------
+
+    def track_changes(self, partition: int) -> None:
+        """Remember which terms of ``partition`` change, for :meth:`changes`."""
+        part = self._partition(partition)
+        if part.changed is None:
+            part.changed = ChangedKeys(len(self.specs))
+
+    def changes(
+        self, partition: int, *, everything: bool = False
+    ) -> Iterator[tuple[str, tuple[str, ...], bytes | None]]:
+        """``(rule id, group + term values, value)`` of every term changed since the last
+        call (all terms when ``everything``), in the order of their last change; the value
+        is the last-seen time as JSON, ``None`` for a forgotten term (a tombstone).
+        Consuming it forgets those changes."""
+        part = self._partition(partition)
+        for ci, spec in enumerate(self.specs):
+            seen = part.seen[ci]
+            if part.changed is not None:
+                keys = part.changed.take(ci, seen, everything)
+            else:
+                keys = list(seen) if everything else []
+            for key in keys:
+                t = seen.get(key)
+                yield spec.info.id, key, None if t is None else orjson.dumps(t)
+
+    def header(self, partition: int) -> dict[str, Any]:
+        """What :meth:`changes` leaves out: event time, input origin and counters."""
+        part = self._partition(partition)
+        return {
+            "max_time": part.max_time if math.isfinite(part.max_time) else None,
+            "origin": part.origin if math.isfinite(part.origin) else None,
+            "counters": counters_document([s.info.id for s in self.specs], part.counters),
+        }
+
+    def load_group(
+        self, partition: int, rule_id: str, key: tuple[str, ...], value: bytes | None
+    ) -> None:
+        """Apply one record of :meth:`changes` (``None`` forgets the term); records of
+        rules no longer loaded are ignored. Raises ``ValueError`` on a malformed value."""
+        ci = self._index.get(rule_id)
+        if ci is None:
+            return
+        seen = self._partition(partition).seen[ci]
+        seen.pop(key, None)
+        if value is not None:
+            try:
+                seen[key] = float(orjson.loads(value))
+            except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
+                raise ValueError(f"invalid first-seen record: {exc}") from exc
+
+    def load_header(self, partition: int, header: Mapping[str, Any]) -> None:
+        """Apply :meth:`header` output; raises ``ValueError`` when malformed."""
+        part = self._partition(partition)
+        try:
+            max_time, origin = header["max_time"], header.get("origin")
+            part.max_time = -math.inf if max_time is None else float(max_time)
+            part.origin = math.inf if origin is None else float(origin)
+            load_counters(self._index, part.counters, header["counters"])
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"invalid first-seen header: {exc!r}") from exc
 
 
 def suppressed_rule_ids(

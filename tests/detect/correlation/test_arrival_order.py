@@ -37,7 +37,6 @@ from detector.models import (
     encode_watermark,
 )
 from detector.sinks.matches import partition_for, record_key
-from detector.state import Checkpoint
 from detector.state.partition import EngineFactory, PartitionState
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -202,6 +201,9 @@ def _replayed(tmp: Path, ruleset: RuleSet, sources: list[list[RawRecord]]) -> di
     return {a.id: _content(a) for a in result.alerts if a.rule.type != "sigma"}
 
 
+STATE_KEY = "group/matches/0"
+
+
 class _Correlate:
     """One matches partition and its (crashing) correlate member."""
 
@@ -211,7 +213,8 @@ class _Correlate:
         self.log: list[bytes] = []
         self.state = PartitionState(partition, factory)
         self.position = 0
-        self.saved: bytes | None = None
+        #: The compacted state topic: the newest value of each key, in the order written.
+        self.saved: dict[bytes, bytes] = {}
 
     def consume(self, count: int, stored: dict[str, Any], now: float) -> None:
         """Read up to ``count`` records, deliver the alerts, then checkpoint."""
@@ -222,7 +225,10 @@ class _Correlate:
         for alert in self.state.release():  # op_type=create: the first write of an id stays
             stored.setdefault(alert.id, _content(alert))
         if self.state.offset is not None:
-            self.saved = self.state.checkpoint().to_bytes()
+            for key, value in self.state.changelog(STATE_KEY):
+                self.saved.pop(key, None)
+                if value is not None:
+                    self.saved[key] = value
 
     def unread(self) -> bool:
         """Whether input is left to read."""
@@ -232,8 +238,9 @@ class _Correlate:
         """Lose memory; the successor restores the last checkpoint."""
         self.state = PartitionState(self.partition, self.factory)
         self.position = 0
-        if self.saved is not None:
-            self.state.restore(Checkpoint.from_bytes(self.saved), now)
+        for key, value in self.saved.items():
+            self.state.load_record(key[len(STATE_KEY) :], value)
+        if self.state.finish_restore(now):
             self.position = self.state.resume_offset() or 0
 
 
