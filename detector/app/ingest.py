@@ -75,6 +75,7 @@ class Ingestor:
             raise ConfigError(f"format {fmt!r} needs an Avro schema directory")
         try:
             self.normalizer = Normalizer(source)
+            self.pending = Normalizer(source, pending=True)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.fmt = fmt
@@ -90,13 +91,20 @@ class Ingestor:
             return self.avro.decode(value)
         return decode_json(value, self.limits)
 
-    def ingest(self, record: RawRecord) -> tuple[list[Event], list[DeadLetter]]:
-        """Events of one raw record and dead letters for what could not be processed."""
+    def ingest(
+        self, record: RawRecord, pending: bool = False
+    ) -> tuple[list[Event], list[DeadLetter]]:
+        """Events of one raw record and dead letters for what could not be processed.
+
+        With ``pending``, an event's ECS document may be left to build on demand
+        (:class:`~detector.normalize.Normalizer`): for the detection pipelines.
+        """
         try:
             doc = self.decode(record.value)
         except DecodeError as exc:
             return [], [_dead(exc, record)]
-        events, errors = self.normalizer.normalize(doc, record.origin)
+        normalizer = self.pending if pending else self.normalizer
+        events, errors = normalizer.normalize(doc, record.origin)
         return events, [_dead(e, record) for e in errors]
 
     def ingest_document(self, doc: Any, record: RawRecord) -> tuple[list[Event], list[DeadLetter]]:

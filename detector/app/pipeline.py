@@ -104,6 +104,9 @@ class _Ingesting:
         self.default = default or Ingestor()
         self.ingestors = dict(ingestors or {})
         self.guard = guard or TimeGuard()
+        #: Leave ECS documents to the engine, which builds them for matching events only
+        #: (set by the pipelines whose rules read native fields only).
+        self.pending = False
         #: Events flagged with an implausible time so far.
         self.implausible = 0
 
@@ -120,7 +123,7 @@ class _Ingesting:
         for record in records:
             topic = record.origin.topic
             ingestor = self.ingestors.get(topic, self.default) if topic else self.default
-            got, lost = ingestor.ingest(record)
+            got, lost = ingestor.ingest(record, pending=self.pending)
             for event in got:
                 if self.guard.check(event, record):
                     flagged += 1
@@ -152,6 +155,7 @@ class Pipeline(_Ingesting):
         super().__init__(default, ingestors)
         self.ruleset = ruleset
         self.detection = AlertPipeline(ruleset)
+        self.pending = not ruleset.reads_ecs
 
     def detect(self, events: Iterable[Event]) -> list[Alert]:
         """Alerts completed by ``events`` (fed in the given order), each id at most once."""
@@ -189,6 +193,7 @@ class DetectPipeline(_Ingesting):
         super().__init__(default, ingestors)
         self.ruleset = ruleset
         self.engine = DetectionEngine(ruleset)
+        self.pending = not ruleset.reads_ecs
         self.router = MatchRouter(
             [r.sigma for r in ruleset.rules], ruleset.correlations, rule_ids=dict(ruleset.names)
         )

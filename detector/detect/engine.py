@@ -9,6 +9,7 @@ from typing import Any
 from detector.detect.index import RuleIndex, matcher
 from detector.detect.ruleset import CompiledRule, RuleSet
 from detector.models import Event, LogSource, Match
+from detector.models.events import completed
 
 #: LogSource objects remembered by identity (a few per process in practice).
 _IDENTITY_CACHE = 64
@@ -20,6 +21,8 @@ class _Bucket:
 
     native: RuleIndex
     ecs: RuleIndex
+    #: ECS rules apply: a pending event's ECS document is built before matching.
+    reads_ecs: bool
     matching: Callable[[Mapping[str, Any], Mapping[str, Any]], list[CompiledRule]]
 
 
@@ -47,7 +50,9 @@ class DetectionEngine:
             applicable = [r for r in self.ruleset.rules if r.scope.applies(logsource, family)]
             native = RuleIndex([r for r in applicable if not r.scope.ecs])
             ecs = RuleIndex([r for r in applicable if r.scope.ecs])
-            bucket = _Bucket(native=native, ecs=ecs, matching=matcher(native, ecs))
+            bucket = _Bucket(
+                native=native, ecs=ecs, reads_ecs=bool(ecs.rules), matching=matcher(native, ecs)
+            )
             self._buckets[key] = bucket
         return bucket
 
@@ -72,9 +77,14 @@ class DetectionEngine:
                 if len(self._by_identity) < _IDENTITY_CACHE:
                     self._by_identity[id(logsource)] = (logsource, family, bucket)
             self._last = (logsource, family, bucket)
+        if event.complete is not None and bucket.reads_ecs:
+            event = completed(event)
         matched = bucket.matching(event.raw, event.ecs)
         if not matched:
             return []
+        if event.complete is not None:
+            # matched on native fields alone: the alert and the correlations need the rest
+            event = completed(event)
         matches = [
             Match(rule.info, event, rule.held(event.ecs if rule.scope.ecs else event.raw))
             for rule in matched

@@ -83,6 +83,12 @@ class RuleSet:
         """How many rules or files were rejected (one error each)."""
         return len(self.errors)
 
+    @property
+    def reads_ecs(self) -> bool:
+        """Whether a rule reads ECS fields (``product: ecs``): such rules apply to every
+        event, so every event needs its ECS document before matching."""
+        return any(rule.scope.ecs for rule in self.rules)
+
     def info(self, rule_id: str) -> RuleInfo:
         """The :class:`RuleInfo` of a detection or correlation rule by id or name."""
         key = self.names.get(rule_id, rule_id)

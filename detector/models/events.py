@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, get_args
 
@@ -43,6 +43,12 @@ class Event(NamedTuple):
     Immutable. A named tuple rather than a frozen dataclass because one is built per
     record on the ingest hot path, where it costs a third as much
     (``bench/bench_normalize.py --breakdown``).
+
+    A *pending* event (``complete`` set) has its ECS document still to build: most
+    records match no rule, and only the detection engine reads the ECS document of an
+    event that matches nothing (and only when ECS rules apply to it). Its ``ecs`` holds
+    only what ingest noted (see :data:`DETECTOR_SECTION`); :func:`completed` builds the
+    rest with ``complete(raw, origin)``, the normalizer that validated the record.
     """
 
     id: str
@@ -52,6 +58,24 @@ class Event(NamedTuple):
     ecs: dict[str, Any]
     raw: Mapping[str, Any]
     origin: Origin = NO_ORIGIN
+    complete: Callable[[Any, Origin], Event] | None = None
+
+
+def completed(event: Event) -> Event:
+    """``event`` with its whole ECS document: itself if complete, else built now, with
+    what ingest noted on the pending event (the time guard's fields) kept as if it had
+    noted them on the complete one."""
+    build = event.complete
+    if build is None:
+        return event
+    full = build(event.raw, event.origin)
+    for key, value in event.ecs.items():
+        section = full.ecs.get(key)
+        if type(section) is dict and type(value) is dict:
+            section.update(value)
+        else:
+            full.ecs[key] = value
+    return full
 
 
 #: ECS-side section where the pipeline notes facts about an event it ingested.

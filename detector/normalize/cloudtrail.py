@@ -461,3 +461,92 @@ def unwrap_cloudtrail(doc: dict[str, Any]) -> list[tuple[str, Any]] | None:
     if type(kind) is str and kind.endswith("via CloudTrail") and "detail" in doc:
         return [("detail", doc["detail"])]
     return None
+
+
+#: API calls whose ECS fields read more of the record (responses, extra data): always
+#: normalized at once.
+_EAGER_NAMES = frozenset({"ConsoleLogin", "AssumeRoleWithWebIdentity"})
+
+
+def _text_or_none(doc: dict[str, Any], key: str) -> bool:
+    """True if ``doc[key]`` is absent, null or a string (``text`` cannot raise for it)."""
+    value = doc.get(key)
+    return value is None or type(value) is str
+
+
+def _plain(record: dict[str, Any]) -> bool:
+    """True if :func:`normalize_cloudtrail` cannot raise for ``record``, judged from the
+    types of every field it reads that could make it raise. Conservative: a record this
+    does not clear is normalized at once, so it fails exactly as before."""
+    name = record.get("eventName")
+    source = record.get("eventSource")
+    if not (
+        type(name) is str
+        and type(source) is str
+        and name
+        and source
+        and name not in _EAGER_NAMES
+        and type(record.get("sourceIPAddress")) is str
+        and type(record.get("userAgent")) is str
+        and type(record.get("awsRegion")) is str
+        and type(record.get("eventID")) is str
+        and type(record.get("recipientAccountId")) is str
+        and type(record.get("eventType")) is str
+        and record.get("errorCode") is None
+        and record.get("errorMessage") is None
+        and _text_or_none(record, "eventCategory")
+    ):
+        return False
+    ui = record.get("userIdentity")
+    if type(ui) is not dict:
+        return False
+    for key in ("type", "arn", "principalId", "accessKeyId", "accountId", "userName"):
+        if not _text_or_none(ui, key):
+            return False
+    if not (_text_or_none(ui, "invokedBy") and _text_or_none(ui, "identityProvider")):
+        return False
+    ctx = ui.get("sessionContext")
+    if ctx:
+        if type(ctx) is not dict:
+            return False
+        attrs = ctx.get("attributes")
+        if attrs and type(attrs) is not dict:
+            return False
+        issuer = ctx.get("sessionIssuer")
+        if issuer:
+            if type(issuer) is not dict:
+                return False
+            for key in ("type", "arn", "userName"):
+                if not _text_or_none(issuer, key):
+                    return False
+    params = record.get("requestParameters")
+    if params and type(params) is not dict:
+        return False
+    resources = record.get("resources")
+    if resources is not None and type(resources) is not list:
+        return False
+    if source in _ECR_SOURCES:
+        request: dict[str, Any] = params if params else {}
+        if not (_text_or_none(request, "repositoryName") and _text_or_none(request, "registryId")):
+            return False
+        for key in ("imageIds", "layerDigests"):
+            if request.get(key) is not None and type(request.get(key)) is not list:
+                return False
+        response = record.get("responseElements")
+        if response is not None and type(response) is not dict:
+            return False
+    return True
+
+
+def pending_cloudtrail(record: dict[str, Any], origin: Origin = NO_ORIGIN) -> Event:
+    """Like :func:`normalize_cloudtrail`, with the ECS document left to build on demand
+    (:func:`~detector.models.events.completed`) when the record is plainly well formed;
+    other records are normalized at once, so every error is raised here, as before."""
+    if not _plain(record):
+        return normalize_cloudtrail(record, origin)
+    when = record.get("eventTime")
+    if when is None:
+        when = record.get("@timestamp")
+    epoch = ((type(when) is str and TIME_CACHE.get(when)) or timestamp(when, "eventTime"))[0]
+    event_id: str = record["eventID"] or content_id(record)
+    return Event(event_id, epoch, "cloudtrail", LOGSOURCE, {}, record, origin, normalize_cloudtrail)

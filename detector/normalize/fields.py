@@ -209,7 +209,7 @@ def new_event(
     ``tuple.__new__`` skips the generated ``Event.__new__`` (a Python function), which
     costs about as much again on the per-record path.
     """
-    event: Event = _tuple_new(Event, (event_id, epoch, family, logsource, ecs, raw, origin))
+    event: Event = _tuple_new(Event, (event_id, epoch, family, logsource, ecs, raw, origin, None))
     return event
 
 

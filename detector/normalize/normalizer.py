@@ -8,7 +8,11 @@ from typing import Any
 from detector.errors import NormalizeError
 from detector.models import NO_ORIGIN, SOURCES, Event, Origin
 from detector.normalize.ci import is_github, is_gitlab, normalize_ci
-from detector.normalize.cloudtrail import normalize_cloudtrail, unwrap_cloudtrail
+from detector.normalize.cloudtrail import (
+    normalize_cloudtrail,
+    pending_cloudtrail,
+    unwrap_cloudtrail,
+)
 from detector.normalize.registry import is_distribution, is_harbor, normalize_registry
 from detector.normalize.vault import is_vault, normalize_vault
 
@@ -20,6 +24,10 @@ NORMALIZERS: dict[str, RecordNormalizer] = {
     "ci": normalize_ci,
     "vault": normalize_vault,
 }
+#: Like NORMALIZERS, with the ECS document of plainly well-formed records left pending
+#: (:func:`~detector.models.events.completed` builds it): the families whose records
+#: are many and whose normalization costs most.
+PENDING_NORMALIZERS: dict[str, RecordNormalizer] = {**NORMALIZERS, "cloudtrail": pending_cloudtrail}
 
 _UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 
@@ -47,15 +55,20 @@ class Normalizer:
     ``Records[]`` and EventBridge ``detail``, Distribution ``events[]``, top-level JSON
     arrays such as REST exports); each record then normalizes on its own, so one bad
     record of an envelope yields one error and the rest still yield events.
+
+    With ``pending``, events of families in :data:`PENDING_NORMALIZERS` may come with
+    their ECS document still to build (``Event.complete``): for a detection pipeline,
+    which builds it only for events that match. Errors are the same either way.
     """
 
-    __slots__ = ("_fixed", "source")
+    __slots__ = ("_fixed", "_table", "source")
 
-    def __init__(self, source: str = "auto") -> None:
+    def __init__(self, source: str = "auto", pending: bool = False) -> None:
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
         self.source = source
-        self._fixed = NORMALIZERS.get(source)
+        self._table = PENDING_NORMALIZERS if pending else NORMALIZERS
+        self._fixed = self._table.get(source)
 
     def normalize(
         self, doc: Any, origin: Origin = NO_ORIGIN
@@ -65,7 +78,7 @@ class Normalizer:
         # Fast path: a single record, the common case on a topic (no envelope to open).
         if type(doc) is dict and not ("Records" in doc or "detail" in doc or "events" in doc):
             try:
-                return [(fixed or NORMALIZERS[detect_family(doc)])(doc, origin)], []
+                return [(fixed or self._table[detect_family(doc)])(doc, origin)], []
             except NormalizeError as exc:
                 return [], [exc]
             except _UNEXPECTED as exc:
@@ -83,7 +96,7 @@ class Normalizer:
             try:
                 if type(record) is not dict:
                     raise NormalizeError("wrong_type", "record: expected a JSON object")
-                normalize = fixed or NORMALIZERS[family or detect_family(record)]
+                normalize = fixed or self._table[family or detect_family(record)]
                 events.append(normalize(record, origin))
             except NormalizeError as exc:
                 bad.add(exc, location)
