@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import structlog
@@ -275,21 +276,16 @@ class CorrelateStage:
             offsets[tp] = state.offset if resume is None else resume
         if not records:
             return
-        written = 0
-
-        async def write() -> None:
-            nonlocal written
-            written = await self.store.write(records)
-
         try:
-            await self.delivery.retry("state", write)
+            await self.delivery.retry("state", partial(self.store.write, records))
         except BaseException:
             # The changes are taken from the engines: a later checkpoint of these states
             # would lack them. Forget the states; the next owner restores the last one.
             self._forget(set(records))
             log.warning("checkpoint_abandoned", partitions=sorted(records))
             raise
-        CHECKPOINT_BYTES.observe(written)
+        for batch in records.values():
+            CHECKPOINT_BYTES.observe(sum(len(k) + len(v or b"") for k, v in batch))
         for partition in records:
             self.states[partition].dirty = False
         await self.commit(offsets)

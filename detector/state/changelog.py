@@ -116,23 +116,20 @@ class KafkaChangelogStore:
             return partition % self._partitions
         return zlib.crc32(key.encode()) % self._partitions
 
-    async def write(self, records: Mapping[int, Sequence[Record]]) -> int:
+    async def write(self, records: Mapping[int, Sequence[Record]]) -> None:
         """Write ``records`` by topic partition, in order, in one transaction, and wait
-        until it is committed; returns the bytes written. On failure nothing of it is
-        visible to a restore, and the same call may be retried."""
-        size = 0
+        until it is committed. On failure nothing of it is visible to a restore, and the
+        same call may be retried."""
         try:
             await self._producer.begin_transaction()
             for partition, batch in records.items():
                 target = partition % self._partitions
                 for key, value in batch:
-                    size += len(key) + (len(value) if value is not None else 0)
                     await self._producer.send(self.topic, value, key=key, partition=target)
             await self._producer.commit_transaction()
         except Exception as exc:
             await self._renew_producer()
             raise SinkError(f"state topic {self.topic!r} unavailable: {exc}") from exc
-        return size
 
     async def _renew_producer(self) -> None:
         """Replace the producer after a failed transaction (aborting it on the way, if
