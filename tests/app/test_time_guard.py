@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 from conftest import pack_rules
+from structlog.testing import capture_logs
 
 from detector.app.ingest import Ingestor
 from detector.app.pipeline import DetectPipeline, TimeGuard
@@ -93,3 +94,25 @@ def test_guard_flags_with_ingested_time_and_reason() -> None:
     assert guard.check(events[0], RawRecord(b"", Origin()))
     assert events[0].ecs["event"]["ingested"].startswith("2027-01-15T08:00:00")
     assert time_implausible(events[0]) == "3600 s after the record arrived"
+
+
+def test_a_batch_of_forged_times_is_one_warning_with_a_count_and_samples() -> None:
+    """Hostile input costs one log line per batch, not one per event: 50 records dated
+    9999-12-31 in one batch give one ``implausible_event_time`` warning with the count
+    and three sample events (id, origin, reason); a clean batch logs none."""
+    rules = pack_rules([ROOT / "detections" / "rules"])
+    pipeline = DetectPipeline(rules, default=Ingestor(source="cloudtrail"))
+    line = (SCENARIO / "cloudtrail.jsonl").read_bytes().splitlines()[0]
+    forged = [
+        RawRecord(_forged(line, "9999-12-31T23:59:59Z", f"f{n}"), Origin("trail", 0, n))
+        for n in range(50)
+    ]
+    with capture_logs() as logs:
+        pipeline.process(forged)
+        pipeline.process([RawRecord(line, Origin("trail", 0, 50))])
+    (warning,) = [e for e in logs if e["event"] == "implausible_event_time"]
+    assert warning["count"] == 50
+    assert [s["event_id"] for s in warning["samples"]] == ["f0", "f1", "f2"]
+    assert warning["samples"][0]["origin"] == "trail/0@0"
+    assert "after the record arrived" in warning["samples"][0]["reason"]
+    assert pipeline.implausible == 50
