@@ -232,12 +232,12 @@ class DetectPipeline(_Ingesting):
                     alerts.setdefault(alert.id, alert)
                 if implausible:  # evaluated for single-event rules only, never routed
                     continue
-                for target, key, raw in self.router.route(match):
+                for target, key, raw, ecs_values, raw_values in self.router.route(match):
                     origin = event.origin
                     position = (origin.topic, origin.partition, origin.offset)
                     seq = seqs.get(position, 0)
                     seqs[position] = seq + 1
-                    routed.append(RoutedMatch(target, key, match, seq, raw))
+                    routed.append(RoutedMatch(target, key, match, seq, raw, ecs_values, raw_values))
         return BatchResult(
             alerts=list(alerts.values()),
             dead_letters=dead,

@@ -1,16 +1,22 @@
 """Codec of the internal matches topic: routed matches and watermark heartbeats.
 
-Two layouts, both plain JSON (orjson), never pickle (events hold attacker-controlled
+Three layouts, all plain JSON (orjson), never pickle (events hold attacker-controlled
 values). Values JSON cannot carry are written as text (bytes from Avro records as base64,
 non-text keys as text): the engines' field resolution reads text, and one odd value must
 never stop the detect stage.
 
-- **Version 2** (what the detect stage writes): one record per matches partition and
-  batch, a :class:`MatchBatch`: ``b"DMB2"`` and a zlib (level 1) compressed JSON
-  document holding the batch's routed matches of that partition, each slimmed to what its
-  stateful rule reads (the rule id instead of the rule's facts; the native record only
-  when the rule's alert embeds it, else just the fields it keys or counts by), and the
-  member's watermark heartbeat, which then needs no record of its own.
+- **Version 3** (what the detect stage writes): one record per matches partition and
+  batch, a :class:`MatchBatch`: ``b"DMB3"`` and, zlib (level 1) compressed, the length
+  of a JSON head (4 bytes, big-endian), the head, then the ECS documents of the batch's
+  events, each once, back to back. The head holds the lengths of those documents, the
+  batch's routed matches of that partition, each slimmed to what its stateful rule reads
+  (the rule id instead of the rule's facts; the native record only when the rule's alert
+  embeds it, else just the fields it keys or counts by; its ECS document as a position
+  among the documents), and the member's watermark heartbeat, which then needs no record
+  of its own. The documents decode as :class:`SerializedDocument`: most are evidence no
+  alert ever embeds, and stay unparsed (also through checkpoints).
+- **Version 2**: as version 3 without the documents section, each match embedding its
+  ECS document in the JSON (still decoded).
 - **Version 1**: one JSON record per routed match (older detect stages: still decoded,
   so records left in the topic by an upgrade are applied) or per heartbeat (a heartbeat
   to a partition that got no batch record).
@@ -23,7 +29,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -31,11 +37,14 @@ from detector.models.alerts import RuleInfo
 from detector.models.events import Event, LogSource
 from detector.models.matches import Match
 from detector.models.records import Origin
+from detector.models.serialized import ABSENT, SerializedDocument
 
 #: Version of the one-record-per-match layout (still decoded).
 CODEC_VERSION = 1
-#: First bytes of a version 2 record (a batch of matches); a JSON record starts with ``{``.
-BATCH_MAGIC = b"DMB2"
+#: First bytes of a version 3 record (a batch of matches); a JSON record starts with ``{``.
+BATCH_MAGIC = b"DMB3"
+#: First bytes of a version 2 record (still decoded).
+BATCH_MAGIC_V2 = b"DMB2"
 #: A batch record's JSON is cut into several records above this size (before compression).
 BATCH_BYTES = 1024 * 1024
 
@@ -52,6 +61,11 @@ class RoutedMatch:
     ``raw`` holds the native values the target reads (its group-by and value fields), by
     field name; ``None`` stands for the whole native record (a first-seen alert embeds
     it). A version 2 record carries ``raw`` in place of the native record.
+
+    ``ecs_values`` holds what a field look-up gives in the ECS document for each field
+    the target may read there (:data:`~detector.models.serialized.ABSENT` included); a
+    version 3 record carries them, so the correlate stage keeps the document unparsed.
+    ``raw_values`` holds the same for the whole native record (when ``raw`` is ``None``).
     """
 
     target: str
@@ -59,6 +73,8 @@ class RoutedMatch:
     match: Match
     seq: int = 0
     raw: Mapping[str, Any] | None = None
+    ecs_values: Mapping[str, Any] | None = None
+    raw_values: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,27 +192,59 @@ def _heartbeat_doc(mark: Watermark) -> dict[str, Any]:
     }
 
 
-def _json(value: Any) -> orjson.Fragment:
-    return orjson.Fragment(orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS))
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
-def _compact(routed: RoutedMatch, documents: dict[int, orjson.Fragment]) -> bytes:
+class _Documents:
+    """The ECS documents of one batch record, each once, and where each sits."""
+
+    __slots__ = ("blobs", "cache", "index")
+
+    def __init__(self, cache: dict[int, Any]) -> None:
+        self.cache = cache
+        self.index: dict[int, int] = {}
+        self.blobs: list[bytes] = []
+
+    def position(self, ecs: Mapping[str, Any]) -> int:
+        """The position of ``ecs`` among this record's documents (serialized once per
+        batch, added once per record)."""
+        at = self.index.get(id(ecs))
+        if at is None:
+            data = self.cache.get(id(ecs))
+            if data is None:
+                if isinstance(ecs, SerializedDocument):
+                    data = ecs.data
+                else:
+                    data = self.cache[id(ecs)] = _json(ecs)
+            at = self.index[id(ecs)] = len(self.blobs)
+            self.blobs.append(data)
+        return at
+
+    def drop(self, count: int) -> None:
+        """Forget every document from position ``count`` on."""
+        del self.blobs[count:]
+        self.index = {k: at for k, at in self.index.items() if at < count}
+
+
+def _pairs(values: Mapping[str, Any] | None) -> list[list[Any]] | None:
+    if values is None:
+        return None
+    return [[name] if value is ABSENT else [name, value] for name, value in values.items()]
+
+
+def _compact(routed: RoutedMatch, documents: _Documents) -> bytes:
     """One match of a batch record: ``[target, key, seq, rule id, selections, event id,
-    time, family, product, service, ecs, raw, topic, partition, offset, path, line]``.
-
-    ``documents`` caches the serialized ECS documents (and whole native records) by event,
-    so an event that feeds several stateful rules is serialized once.
+    time, family, product, service, ecs position, raw, topic, partition, offset, path,
+    line, ecs values, native look-ups]``: raw the native values the rule reads or the
+    position of the whole native record among the documents; the values as
+    ``[name, value]`` pairs, ``[name]`` for a field the document does not hold.
     """
     event = routed.match.event
     origin = event.origin
-    ecs = documents.get(id(event.ecs))
-    if ecs is None:
-        ecs = documents[id(event.ecs)] = _json(event.ecs)
     raw: Any = routed.raw
     if raw is None:
-        raw = documents.get(id(event.raw))
-        if raw is None:
-            raw = documents[id(event.raw)] = _json(event.raw)
+        raw = documents.position(event.raw)
     return orjson.dumps(
         [
             routed.target,
@@ -209,13 +257,15 @@ def _compact(routed: RoutedMatch, documents: dict[int, orjson.Fragment]) -> byte
             event.family,
             event.logsource.product,
             event.logsource.service,
-            ecs,
+            documents.position(event.ecs),
             raw,
             origin.topic,
             origin.partition,
             origin.offset,
             origin.path,
             origin.line,
+            _pairs(routed.ecs_values),
+            _pairs(routed.raw_values),
         ],
         default=_default,
         option=orjson.OPT_NON_STR_KEYS,
@@ -227,30 +277,43 @@ def encode_batch(
     heartbeat: Watermark | None = None,
     *,
     max_bytes: int = BATCH_BYTES,
-    documents: dict[int, orjson.Fragment] | None = None,
+    documents: dict[int, Any] | None = None,
 ) -> list[bytes]:
-    """Version 2 record values holding ``matches`` in order (at least one value; several
+    """Version 3 record values holding ``matches`` in order (at least one value; several
     when the JSON exceeds ``max_bytes``); the last one carries ``heartbeat``.
 
     ``documents`` (empty at first) lets calls for the matches of one batch share the
     serialized documents of their events; it must not outlive those events.
     """
-    documents = {} if documents is None else documents
-    chunks: list[list[bytes]] = [[]]
+    cache = {} if documents is None else documents
+    chunks: list[tuple[list[bytes], _Documents]] = [([], _Documents(cache))]
     size = 0
     for routed in matches:
-        item = _compact(routed, documents)
-        if chunks[-1] and size + len(item) > max_bytes:
-            chunks.append([])
+        items, docs = chunks[-1]
+        before = len(docs.blobs)
+        item = _compact(routed, docs)
+        added = sum(len(b) for b in docs.blobs[before:])
+        if items and size + len(item) + added > max_bytes:
+            docs.drop(before)  # this match starts the next record
+            chunks.append(([], _Documents(cache)))
+            items, docs = chunks[-1]
+            item = _compact(routed, docs)
+            added = sum(len(b) for b in docs.blobs)
             size = 0
-        chunks[-1].append(item)
-        size += len(item) + 1
+        items.append(item)
+        size += len(item) + 1 + added
     values = []
-    for i, chunk in enumerate(chunks):
+    for i, (items, docs) in enumerate(chunks):
         mark = heartbeat if i == len(chunks) - 1 and heartbeat is not None else None
-        head = orjson.dumps({"heartbeat": None if mark is None else _heartbeat_doc(mark)})
-        doc = head[:-1] + b',"matches":[' + b",".join(chunk) + b"]}"
-        values.append(BATCH_MAGIC + zlib.compress(doc, 1))
+        head = orjson.dumps(
+            {
+                "heartbeat": None if mark is None else _heartbeat_doc(mark),
+                "docs": [len(b) for b in docs.blobs],
+            }
+        )
+        head = head[:-1] + b',"matches":[' + b",".join(items) + b"]}"
+        body = b"".join([len(head).to_bytes(4, "big"), head, *docs.blobs])
+        values.append(BATCH_MAGIC + zlib.compress(body, 1))
     return values
 
 
@@ -261,14 +324,27 @@ def _rule(rule_id: str) -> RuleInfo:
     return RuleInfo(id=rule_id, title=rule_id)
 
 
-def _batch_match(item: Any) -> RoutedMatch:
-    if not isinstance(item, list) or len(item) != 17:
-        raise ValueError("a batched match must be a list of 17 items")
+def _batch_match(item: Any, docs: Sequence[bytes] | None) -> RoutedMatch:
+    """One match of a batch record; ``docs`` are a version 3 record's ECS documents
+    (``None``: version 2, the document is inline)."""
+    size = 17 if docs is None else 19
+    if not isinstance(item, list) or len(item) != size:
+        raise ValueError(f"a batched match must be a list of {size} items")
     target, key, seq, rule_id, selections, eid, ts, family, product, service = item[:10]
-    ecs, raw, topic, partition, offset, path, line = item[10:]
+    ecs, raw, topic, partition, offset, path, line = item[10:17]
     if not isinstance(target, str) or not isinstance(key, str) or type(seq) is not int:
         raise ValueError("target, key must be text and seq an integer")
-    if not isinstance(ecs, dict) or not isinstance(raw, dict) or not isinstance(rule_id, str):
+    if docs is not None:
+        if type(ecs) is not int or not 0 <= ecs < len(docs):
+            raise ValueError("event ecs must be the position of a document of the record")
+        ecs = SerializedDocument(docs[ecs], _values(item[17]))
+        if type(raw) is int:
+            if not 0 <= raw < len(docs):
+                raise ValueError("event raw must be the position of a document of the record")
+            raw = SerializedDocument(docs[raw], _values(item[18]))
+    elif not isinstance(ecs, dict):
+        raise ValueError("event ecs and raw must be objects and the rule id text")
+    if not isinstance(raw, dict | SerializedDocument) or not isinstance(rule_id, str):
         raise ValueError("event ecs and raw must be objects and the rule id text")
     if isinstance(ts, bool) or not isinstance(ts, int | float):
         raise ValueError("event time must be a number")
@@ -280,7 +356,8 @@ def _batch_match(item: Any) -> RoutedMatch:
         timestamp=float(ts),
         family=str(family),
         logsource=LogSource(str(product), str(service)),
-        ecs=ecs,
+        # a SerializedDocument is a read-only mapping: only the stateful engines read it
+        ecs=cast(dict[str, Any], ecs),
         raw=raw,
         origin=Origin(
             topic=None if topic is None else str(topic),
@@ -294,17 +371,55 @@ def _batch_match(item: Any) -> RoutedMatch:
     return RoutedMatch(target, key, match, seq)
 
 
+def _values(pairs: Any) -> dict[str, Any] | None:
+    """The looked-up values of a version 3 match (``[name, value]`` or ``[name]`` pairs)."""
+    if pairs is None:
+        return None
+    if not isinstance(pairs, list):
+        raise ValueError("looked-up values must be a list of [name, value] pairs")
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        if not isinstance(pair, list) or not 1 <= len(pair) <= 2 or type(pair[0]) is not str:
+            raise ValueError("looked-up values must be a list of [name, value] pairs")
+        values[pair[0]] = pair[1] if len(pair) == 2 else ABSENT
+    return values
+
+
+def _documents(body: bytes, lengths: Any) -> list[bytes]:
+    """The ECS documents of a version 3 record: ``body`` cut at ``lengths``; each must
+    have the outline of a JSON object (it is parsed only when read)."""
+    if not isinstance(lengths, list) or not all(type(n) is int and n >= 2 for n in lengths):
+        raise ValueError("batch record document lengths must be integers of at least 2")
+    if sum(lengths) != len(body):
+        raise ValueError("batch record documents do not add up to their lengths")
+    docs = []
+    at = 0
+    for n in lengths:
+        data = body[at : at + n]
+        if data[:1] != b"{" or data[-1:] != b"}":
+            raise ValueError("batch record document is not a JSON object")
+        docs.append(data)
+        at += n
+    return docs
+
+
 def _decode_batch(value: bytes) -> MatchBatch:
+    v3 = value.startswith(BATCH_MAGIC)
     try:
-        doc = orjson.loads(zlib.decompress(value[len(BATCH_MAGIC) :]))
+        body = zlib.decompress(value[len(BATCH_MAGIC) :])
+        size = int.from_bytes(body[:4], "big") if v3 else len(body)
+        if v3 and len(body) < 4 + size:
+            raise ValueError("batch record is shorter than its head")
+        doc = orjson.loads(body[4 : 4 + size] if v3 else body)
     except zlib.error as exc:
         raise ValueError(f"batch record does not decompress: {exc}") from exc
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"batch record holds invalid JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("matches"), list):
         raise ValueError("batch record must be an object with a list of matches")
+    docs = _documents(body[4 + size :], doc.get("docs")) if v3 else None
     try:
-        matches = tuple(_batch_match(item) for item in doc["matches"])
+        matches = tuple(_batch_match(item, docs) for item in doc["matches"])
         mark = doc.get("heartbeat")
         heartbeat = None if mark is None else _watermark(mark)
     except (KeyError, TypeError) as exc:
@@ -324,18 +439,18 @@ def _watermark(doc: Any) -> Watermark:
 
 
 def decode_matches_record(value: bytes | None) -> RoutedMatch | Watermark | MatchBatch:
-    """Decode one record of the matches topic (version 2 or 1); raises ``ValueError`` when
+    """Decode one record of the matches topic (version 3, 2 or 1); raises ``ValueError`` when
     it is not one."""
     if not value:
         raise ValueError("empty record")
-    if value.startswith(BATCH_MAGIC):
+    if value.startswith(BATCH_MAGIC) or value.startswith(BATCH_MAGIC_V2):
         return _decode_batch(value)
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("v") != CODEC_VERSION:
-        raise ValueError("not a matches-topic record of version 1 or 2")
+        raise ValueError("not a matches-topic record of version 1, 2 or 3")
     kind = doc.get("type")
     try:
         if kind == "watermark":

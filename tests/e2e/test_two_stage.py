@@ -11,7 +11,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -25,6 +25,7 @@ from detector.app.pipeline import DetectPipeline
 from detector.app.service import Service, Stage
 from detector.app.settings import DetectorSettings, load_settings
 from detector.detect import load_rules
+from detector.detect.correlation.fields import MISSING, lookup
 from detector.models import (
     Event,
     LogSource,
@@ -40,7 +41,8 @@ from detector.models import (
     encode_routed,
     encode_watermark,
 )
-from detector.models.codec import BATCH_MAGIC
+from detector.models.codec import BATCH_MAGIC, BATCH_MAGIC_V2
+from detector.models.serialized import ABSENT, SerializedDocument, json_default, plain
 from detector.sinks.matches import record_key
 from detector.state import Checkpoint, KafkaChangelogStore
 from detector.state.checkpoint import decode_meta
@@ -535,14 +537,22 @@ async def test_matches_left_in_the_older_layout_are_applied_after_an_upgrade(
 
 
 def test_batched_matches_carry_what_their_rule_reads_and_garbage_is_rejected() -> None:
-    """A version 2 record round-trips its matches in order (target, key, seq, rule id,
-    event, origin) with the native values the router kept, and the heartbeat; a batch
-    above the size limit is cut into several records, only the last with the heartbeat;
-    corrupt or malformed batch records raise ValueError naming what is wrong."""
-    slim = RoutedMatch("corr-1", '["alice"]', _match({"k": "v", "blob": b"x"}), 3, {"k": "v"})
-    whole = RoutedMatch("fs-1", '["alice"]', _match({"k": "v", "blob": b"\x00\x01"}), 4)
+    """A version 3 record round-trips its matches in order (target, key, seq, rule id,
+    event, origin) with the native values the router kept, the whole native record when
+    the rule embeds it, the ECS document and the heartbeat; documents stay serialized until
+    read, and the looked-up values answer field look-ups without a parse; a batch above
+    the size limit is cut into several records, only the last with the heartbeat; corrupt
+    or malformed batch records (versions 3 and 2) raise ValueError naming what is wrong."""
+    ecs_values = {"user.name": "alice", "source.ip": ABSENT}
+    slim = RoutedMatch(
+        "corr-1", '["alice"]', _match({"k": "v", "blob": b"x"}), 3, {"k": "v"}, ecs_values
+    )
+    whole = RoutedMatch(
+        "fs-1", '["alice"]', _match({"k": "v", "blob": b"\x00\x01"}), 4, None, {}, {"k": "v"}
+    )
     mark = Watermark(12.5, "m", {"src/2": (12.5, False)}, {"src/2": 1.0})
     (value,) = encode_batch([slim, whole], mark)
+    assert value.startswith(BATCH_MAGIC)
     batch = decode_matches_record(value)
     assert isinstance(batch, MatchBatch)
     assert batch.heartbeat == mark
@@ -552,29 +562,67 @@ def test_batched_matches_carry_what_their_rule_reads_and_garbage_is_rejected() -
     assert first.match.rule.id == "r-1"
     assert first.match.selections == ("selection",)
     assert first.match.event.origin == slim.match.event.origin
-    assert first.match.event.ecs == slim.match.event.ecs
     assert first.match.event.timestamp == slim.match.event.timestamp
     assert first.match.event.raw == {"k": "v"}
-    assert second.match.event.raw == {"k": "v", "blob": "AAE="}
+    ecs = first.match.event.ecs
+    assert isinstance(ecs, SerializedDocument)
+    assert lookup(ecs, "user.name") == "alice"
+    assert lookup(ecs, "source.ip") is MISSING
+    assert ecs._doc is None  # answered from the looked-up values: still unparsed
+    assert lookup(ecs, "event.action") == "GetSecretValue"  # not looked up: parsed
+    assert ecs == slim.match.event.ecs
+    raw = second.match.event.raw
+    assert isinstance(raw, SerializedDocument)
+    assert lookup(raw, "k") == "v"
+    assert raw._doc is None
+    assert plain(raw) == {"k": "v", "blob": "AAE="}
+    assert orjson.loads(orjson.dumps({"e": ecs}, default=json_default))["e"] == plain(ecs)
 
     values = encode_batch([slim, whole, slim], mark, max_bytes=10)
     decoded = [decode_matches_record(v) for v in values]
     assert [len(d.matches) for d in decoded if isinstance(d, MatchBatch)] == [1, 1, 1]
     assert [d.heartbeat for d in decoded if isinstance(d, MatchBatch)] == [None, None, mark]
+    assert [m.match.event.ecs for d in decoded if isinstance(d, MatchBatch) for m in d.matches]
 
-    def framed(doc: object) -> bytes:
-        return BATCH_MAGIC + zlib.compress(orjson.dumps(doc))
+    def framed(doc: object, docs: bytes = b"", magic: bytes = BATCH_MAGIC) -> bytes:
+        head = orjson.dumps(doc)
+        body = len(head).to_bytes(4, "big") + head + docs if magic == BATCH_MAGIC else head
+        return magic + zlib.compress(body)
 
-    good = orjson.loads(zlib.decompress(value[len(BATCH_MAGIC) :]))["matches"][0]
+    body = zlib.decompress(value[len(BATCH_MAGIC) :])
+    size = int.from_bytes(body[:4], "big")
+    head, docs = orjson.loads(body[4 : 4 + size]), body[4 + size :]
+    good = head["matches"][0]
+    lengths = head["docs"]
+
+    def v3(items: list[Any], sizes: list[int] = lengths, blobs: bytes = docs) -> bytes:
+        return framed({"matches": items, "docs": sizes}, blobs)
+
+    old = [*good[:10], {"user": {"name": "alice"}}, *good[11:17]]
+    v2 = framed({"matches": [old]}, magic=BATCH_MAGIC_V2)
+    (back,) = cast(MatchBatch, decode_matches_record(v2)).matches
+    assert back.match.event.ecs == {"user": {"name": "alice"}}
+    assert back.match.event.raw == {"k": "v"}
+
+    def v2_of(item: list[Any]) -> bytes:
+        return framed({"matches": [item]}, magic=BATCH_MAGIC_V2)
+
     bad = {
         BATCH_MAGIC + b"not zlib": "does not decompress",
-        BATCH_MAGIC + zlib.compress(b"{"): "invalid JSON",
+        BATCH_MAGIC_V2 + zlib.compress(b"{"): "invalid JSON",
         framed([]): "list of matches",
-        framed({"matches": [good[:5]]}): "17 items",
-        framed({"matches": [[*good[:10], [], *good[11:]]]}): "must be objects",
-        framed({"matches": [[*good[:6], "soon", *good[7:]]]}): "time must be a number",
-        framed({"matches": [[*good[:14], "7", *good[15:]]]}): "offset must be an integer",
-        framed({"matches": [], "heartbeat": {"time": 1, "sources": {"s": 3}}}): "[time, idle]",
+        v3([good[:5]]): "19 items",
+        v3([[*good[:10], 99, *good[11:]]]): "position of a document",
+        v3([good], [lengths[0] + 1, *lengths[1:]]): "do not add up",
+        v3([good], [len(docs)], b"[" + docs[1:]): "not a JSON object",
+        v3([[*good[:17], [[1, 2]], None]]): "[name, value] pairs",
+        v2_of(old[:5]): "17 items",
+        v2_of([*old[:10], [], *old[11:]]): "must be objects",
+        v2_of([*old[:6], "soon", *old[7:]]): "time must be a number",
+        v2_of([*old[:14], "7", *old[15:]]): "offset must be an integer",
+        framed(
+            {"matches": [], "heartbeat": {"time": 1, "sources": {"s": 3}}}, magic=BATCH_MAGIC_V2
+        ): ("[time, idle]"),
     }
     for record, reason in bad.items():
         with pytest.raises(ValueError, match=re.escape(reason)):

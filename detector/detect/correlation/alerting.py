@@ -11,6 +11,7 @@ import orjson
 from detector.detect.correlation.spec import CorrelationSpec
 from detector.detect.correlation.window import Entry, ordered_chain
 from detector.models import Alert, alert_id
+from detector.models.serialized import plain
 
 
 def when(ts: float) -> datetime:
@@ -76,7 +77,7 @@ def build_alert(
         timestamp=when(end),
         rule=spec.info,
         reason=reason,
-        events=tuple(e[3] for e in evidence[:max_evidence]),
+        events=tuple(plain(e[3]) for e in evidence[:max_evidence]),
         group=dict(zip(spec.group_by, key, strict=True)),
         window_start=when(start),
         window_end=when(end),

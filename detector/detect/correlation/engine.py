@@ -27,6 +27,7 @@ from detector.detect.correlation.stats import COUNTERS, EngineStats, RuleStats
 from detector.detect.correlation.window import Entry, entry_time, holds
 from detector.errors import RuleError, RuleLoadError
 from detector.models import Alert, Match
+from detector.models.serialized import json_default
 
 GroupKey = tuple[str, ...]
 SNAPSHOT_VERSION = 1
@@ -66,7 +67,7 @@ class _Source:
         time: float,
         raw: Mapping[str, Any],
         ecs: Mapping[str, Any],
-        doc: dict[str, Any],
+        doc: Mapping[str, Any],
         derived: bool,
     ) -> None:
         self.time = time
@@ -458,7 +459,10 @@ class CorrelationEngine:
                     "counters": {name: part.counters[name][ci] for name in COUNTERS},
                 }
             parts.append({"partition": pid, "max_time": _finite(part.max_time), "rules": rules})
-        return orjson.dumps({"version": SNAPSHOT_VERSION, "kind": "correlation", "parts": parts})
+        return orjson.dumps(
+            {"version": SNAPSHOT_VERSION, "kind": "correlation", "parts": parts},
+            default=json_default,
+        )
 
     def restore(self, data: bytes) -> None:
         """Replace the state of every partition present in ``data`` (from :meth:`snapshot`).
@@ -530,7 +534,9 @@ class CorrelationEngine:
                 yield (
                     spec.info.id,
                     key,
-                    None if entries is None else orjson.dumps([list(e) for e in entries]),
+                    None
+                    if entries is None
+                    else orjson.dumps([list(e) for e in entries], default=json_default),
                 )
 
     def header(self, partition: int) -> dict[str, Any]:

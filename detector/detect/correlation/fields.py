@@ -13,8 +13,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from detector.models.serialized import ABSENT, SerializedDocument
+
 #: Marker for "field absent" (``None`` is a legitimate JSON value).
-MISSING: Any = object()
+MISSING: Any = ABSENT
 
 
 def lookup(doc: Mapping[str, Any], name: str) -> Any:
@@ -23,6 +25,11 @@ def lookup(doc: Mapping[str, Any], name: str) -> Any:
     Returns :data:`MISSING` when neither exists. Literal keys win because some native
     records (and flattened ECS documents) hold dotted keys verbatim.
     """
+    if type(doc) is SerializedDocument:
+        value = doc.fields.get(name, doc)  # the fields the detect stage looked up: no parse
+        if value is not doc:
+            return value
+        doc = doc.parsed()
     value = doc.get(name, MISSING)
     if value is not MISSING or "." not in name:
         return value

@@ -21,6 +21,7 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ from detector.detect.correlation.spec import rule_info, rule_key, rule_location
 from detector.detect.correlation.stats import COUNTERS, EngineStats, RuleStats
 from detector.errors import RuleError, RuleLoadError
 from detector.models import Alert, Match, RuleInfo, alert_id
+from detector.models.serialized import plain
 
 ATTRIBUTE = "first_seen"
 SNAPSHOT_VERSION = 1
@@ -133,8 +135,11 @@ def first_seen_spec(
     )
 
 
+@lru_cache(maxsize=65_536)
 def _network(text: str, v4: int, v6: int) -> str:
-    """``10.1.2.3`` -> ``10.1.2.0/24``; values that are not IP addresses stay as they are."""
+    """``10.1.2.3`` -> ``10.1.2.0/24``; values that are not IP addresses stay as they are.
+
+    Cached: parsing addresses was most of a first-seen match's cost, and terms repeat."""
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
@@ -309,8 +314,8 @@ class FirstSeenEngine:
                 f"first seen {term}{net}{scope} at {iso(event.timestamp)}: "
                 f"not seen in the previous {spec.timespan_text}"
             ),
-            events=(event.ecs,),
-            raw_events=(dict(event.raw),),
+            events=(plain(event.ecs),),
+            raw_events=(dict(plain(event.raw)),),
             group=dict(zip(spec.group_by + spec.fields, key, strict=True)),
             window_start=when(event.timestamp - spec.timespan),
             window_end=when(event.timestamp),

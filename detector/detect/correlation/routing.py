@@ -40,6 +40,10 @@ from detector.detect.correlation.firstseen import FirstSeenEngine, _network
 from detector.detect.correlation.spec import CorrelationSpec
 from detector.models import Match
 
+#: What :meth:`MatchRouter.route` gives per target: target, key, native values, ECS
+#: values and native look-ups.
+Routed = tuple[str, str, dict[str, Any] | None, dict[str, Any], dict[str, Any] | None]
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -51,6 +55,8 @@ class Route:
     network: tuple[int, int] | None = None  # (IPv4, IPv6) prefixes for first-seen terms
     #: Native fields the target reads from the match (``None``: the whole record).
     reads: tuple[str, ...] | None = None
+    #: Fields the target may read from the match's ECS document.
+    ecs_reads: tuple[str, ...] = ()
 
 
 class MatchRouter:
@@ -108,16 +114,17 @@ class MatchRouter:
                     fields = tuple(spec.group_fields[ri][spec.group_by.index(n)] for n in common)
                     reads = _reads(ref.key, [specs[j] for j in unit])
                     routes.setdefault(ref.key, []).append(
-                        Route(target, fields, ref.ecs_first, reads=reads)
+                        Route(target, fields, ref.ecs_first, reads=reads, ecs_reads=reads)
                     )
 
         first_seen = FirstSeenEngine(rules, rule_ids=rule_ids).specs
         for fs in first_seen:
+            reads = fs.group_by + fs.fields
             if fs.group_by:
-                route = Route(fs.info.id, fs.group_by, fs.ecs_first)
+                route = Route(fs.info.id, fs.group_by, fs.ecs_first, ecs_reads=reads)
             else:
                 network = (fs.network, fs.network6) if fs.network is not None else None
-                route = Route(fs.info.id, fs.fields, fs.ecs_first, network)
+                route = Route(fs.info.id, fs.fields, fs.ecs_first, network, ecs_reads=reads)
             routes.setdefault(fs.info.id, []).append(route)
 
         self.units: Mapping[str, tuple[SigmaCorrelationRule, ...]] = units
@@ -135,18 +142,21 @@ class MatchRouter:
 
     def routing_keys(self, match: Match) -> list[tuple[str, str]]:
         """``(target, key)`` for every stateful target ``match`` feeds and can be keyed for."""
-        return [(target, key) for target, key, _ in self.route(match)]
+        return [(target, key) for target, key, *_ in self.route(match)]
 
-    def route(self, match: Match) -> list[tuple[str, str, dict[str, Any] | None]]:
-        """``(target, key, native values)`` for every stateful target ``match`` feeds and
-        can be keyed for. The native values are those the target reads, by field name (a
-        look-up of the name in them gives what it gives in the whole record); ``None``
-        when the target needs the whole native record."""
+    def route(self, match: Match) -> list[Routed]:
+        """``(target, key, native values, ECS values, native look-ups)`` for every stateful
+        target ``match`` feeds and can be keyed for. The native values are those the
+        target reads, by field name (a look-up of the name in them gives what it gives in
+        the whole record); ``None`` when the target needs the whole native record, and
+        then the native look-ups hold what a look-up of each field the target reads gives
+        in it (:data:`MISSING` included). The ECS values are the same for the ECS
+        document. With them the correlate stage need not parse either document."""
         routes = self._routes.get(match.rule.id)
         if not routes:
             return []
         raw, ecs = match.event.raw, match.event.ecs
-        out: list[tuple[str, str, dict[str, Any] | None]] = []
+        out: list[Routed] = []
         for route in routes:
             values: list[str] = []
             for name in route.fields:
@@ -157,14 +167,17 @@ class MatchRouter:
                     text = _network(text, *route.network)
                 values.append(text)
             else:
-                slim = None
-                if route.reads is not None:
+                slim = looked = None
+                if route.reads is None:
+                    looked = {name: lookup(raw, name) for name in route.ecs_reads}
+                else:
                     slim = {}
                     for name in route.reads:
                         value = lookup(raw, name)
                         if value is not MISSING:
                             slim[name] = value
-                out.append((route.target, key_id(values), slim))
+                projection = {name: lookup(ecs, name) for name in route.ecs_reads}
+                out.append((route.target, key_id(values), slim, projection, looked))
         return out
 
 

@@ -7,7 +7,7 @@ among equal times). An entry is a named tuple: compact, and readable by field na
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from detector.detect.correlation.spec import CorrelationSpec
@@ -22,8 +22,9 @@ class Entry(NamedTuple):
     ref: int
     #: The value field's value (``value_count``: text; numeric types: a number), else None.
     value: Any
-    #: The evidence ECS document the alert carries.
-    doc: dict[str, Any]
+    #: The evidence ECS document the alert carries (a match's may still be serialized:
+    #: a :class:`~detector.models.serialized.SerializedDocument`).
+    doc: Mapping[str, Any]
 
 
 def entry_time(entry: Entry) -> float:
