@@ -151,7 +151,9 @@ class MatchRouter:
         the whole record); ``None`` when the target needs the whole native record, and
         then the native look-ups hold what a look-up of each field the target reads gives
         in it (:data:`MISSING` included). The ECS values are the same for the ECS
-        document. With them the correlate stage need not parse either document."""
+        document. Each holds the fields the engines read there: those of the side they try
+        first, and of the other side those the first lacks. With them the correlate stage
+        need not parse either document."""
         routes = self._routes.get(match.rule.id)
         if not routes:
             return []
@@ -167,16 +169,27 @@ class MatchRouter:
                     text = _network(text, *route.network)
                 values.append(text)
             else:
+                native = {name: lookup(raw, name) for name in route.ecs_reads}
+                # the engines read the second side only for a field the first lacks
+                first = route.ecs_first
+                projection = {
+                    name: lookup(ecs, name)
+                    for name, value in native.items()
+                    if first or value is MISSING
+                }
                 slim = looked = None
                 if route.reads is None:
-                    looked = {name: lookup(raw, name) for name in route.ecs_reads}
+                    looked = {
+                        name: value
+                        for name, value in native.items()
+                        if not first or projection[name] is MISSING
+                    }
                 else:
                     slim = {}
                     for name in route.reads:
-                        value = lookup(raw, name)
+                        value = native[name] if name in native else lookup(raw, name)
                         if value is not MISSING:
                             slim[name] = value
-                projection = {name: lookup(ecs, name) for name in route.ecs_reads}
                 out.append((route.target, key_id(values), slim, projection, looked))
         return out
 
