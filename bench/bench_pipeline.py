@@ -429,8 +429,9 @@ def costs(values: list[bytes]) -> list[tuple[str, str]]:
     """CPU seconds per event, per routed match and per checkpoint over ``values``, the
     detect stage's and the correlate stage's code without Kafka (``detector run``'s
     garbage-collector settings)."""
+    from detector.app.collector import tune_collector  # noqa: PLC0415
     from detector.app.logging import configure_logging  # noqa: PLC0415
-    from detector.app.service import build_detect_pipeline, load_ruleset, tune_gc  # noqa: PLC0415
+    from detector.app.service import build_detect_pipeline, load_ruleset  # noqa: PLC0415
     from detector.app.settings import load_settings  # noqa: PLC0415
     from detector.models import (  # noqa: PLC0415
         MatchBatch,
@@ -448,7 +449,7 @@ def costs(values: list[bytes]) -> list[tuple[str, str]]:
     settings = load_settings(SETTINGS, kafka={"topic_formats": {topic: {"source": "cloudtrail"}}})
     ruleset = load_ruleset(settings)
     pipeline = build_detect_pipeline(settings, ruleset)
-    tune_gc()
+    tune_collector()
     now_ms = int(time.time() * 1000)
     records = [
         RawRecord(v, Origin(topic, i % PARTITIONS, i // PARTITIONS), timestamp_ms=now_ms)

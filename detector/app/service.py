@@ -10,7 +10,6 @@ changelog topic). ``stage="all"`` runs both in one process as two tasks of one
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from contextlib import AsyncExitStack
 from typing import Literal
@@ -18,6 +17,7 @@ from typing import Literal
 import structlog
 from aiokafka.errors import KafkaError
 
+from detector.app.collector import tune_collector
 from detector.app.correlator import CorrelateStage
 from detector.app.health import HealthServer, HealthState
 from detector.app.ingest import Ingestor, load_schemas
@@ -358,31 +358,12 @@ class Service:
             await asyncio.sleep(0.5)
 
 
-#: First-generation threshold of the garbage collector in a running member (default 700).
-GC_THRESHOLD = 50_000
-
-
-def tune_gc() -> None:
-    """Collect cyclic garbage less often, and never scan what start-up built.
-
-    Every record allocates dozens of short-lived containers (decoded JSON, events, routed
-    matches) that reference counting frees; at the default threshold the collector runs
-    every 700 allocations and walks the survivors for nothing, about half of the time
-    spent decoding a batch of routed matches (``bench/bench_pipeline.py``). The rules and
-    clients built at start-up live as long as the process: ``gc.freeze`` moves them out
-    of every collection.
-    """
-    gc.freeze()
-    _, second, third = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, second, third)
-
-
 async def serve(
     settings: DetectorSettings, ruleset: RuleSet | None = None, stage: Stage = "all"
 ) -> None:
     """Run ``stage`` until SIGTERM/SIGINT, then drain, commit and close."""
     service = Service(settings, ruleset, stage)
-    tune_gc()
+    tune_collector()  # again: freezes the rules and clients built by now
     server: HealthServer | None = None
     if settings.health.enabled:
         server = HealthServer(service.health, settings.health.host, settings.health.port)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import gc
-
 import typer
 
 from detector import __version__
+from detector.app.collector import tune_collector
 from detector.normalize import COMPILED
 
 app = typer.Typer(
@@ -37,26 +36,6 @@ def run() -> None:
     """The console command: the collector tuned for the hot path, then the commands."""
     tune_collector()
     app()
-
-
-#: Allocations between two young-generation collections (CPython's default is 700).
-GC_YOUNG_THRESHOLD = 100_000
-
-
-def tune_collector() -> None:
-    """Make the cyclic garbage collector cheap for the per-record hot path.
-
-    Every record allocates dozens of containers (the decoded record, its ECS document)
-    that live for a while in replay's reorder buffer or a batch, so with CPython's
-    defaults the collector runs every few records and keeps walking the same live
-    events: it took half of replay's time. Records hold no reference cycles, so
-    collecting less often loses nothing; the objects of start-up (modules, classes) are
-    frozen out of the collector's walks altogether. Cycles are still collected.
-    Done by the console command only, not when the commands are invoked in process.
-    """
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 # Subcommands register themselves below (one module per command group).
