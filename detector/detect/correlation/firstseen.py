@@ -135,17 +135,31 @@ def first_seen_spec(
     )
 
 
-@lru_cache(maxsize=65_536)
+#: Longest text the network cache keeps: an address with zone id fits; a hostile huge
+#: value is parsed (and refused) uncached, so the cache stays bounded in bytes.
+_CACHED_TEXT = 64
+
+
 def _network(text: str, v4: int, v6: int) -> str:
     """``10.1.2.3`` -> ``10.1.2.0/24``; values that are not IP addresses stay as they are.
 
-    Cached: parsing addresses was most of a first-seen match's cost, and terms repeat."""
+    Cached for short values: parsing addresses was most of a first-seen match's cost, and
+    terms repeat."""
+    if len(text) <= _CACHED_TEXT:
+        return _cached_network(text, v4, v6)
+    return _parse_network(text, v4, v6)
+
+
+def _parse_network(text: str, v4: int, v6: int) -> str:
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
         return text
     prefix = v4 if addr.version == 4 else v6
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+_cached_network = lru_cache(maxsize=65_536)(_parse_network)
 
 
 class _Partition:

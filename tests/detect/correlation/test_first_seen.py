@@ -11,6 +11,7 @@ from sigma.collection import SigmaCollection
 from sigma.rule import SigmaRule
 
 from detector.detect.correlation import FirstSeenEngine, first_seen_spec, suppressed_rule_ids
+from detector.detect.correlation.firstseen import _cached_network, _network
 from detector.errors import RuleLoadError
 
 DAY = 86400.0
@@ -171,3 +172,15 @@ def test_extension_stays_valid_sigma_for_other_tools() -> None:
     spec = first_seen_spec(rule)
     assert spec is not None and spec.timespan == 30 * DAY and spec.ecs_first
     assert suppressed_rule_ids(coll.rules) == {"0f000000-0000-4000-8000-000000000001"}
+
+
+def test_network_cache_keeps_short_values_only() -> None:
+    """The address-prefix cache holds short texts only: unique huge hostile values are
+    answered (kept as they are, not addresses) without entering it, so it stays bounded
+    in bytes."""
+    before = _cached_network.cache_info().currsize
+    huge = [f"{n:08d}" + "a" * 4096 for n in range(50)]
+    assert [_network(v, 24, 64) for v in huge] == huge
+    assert _cached_network.cache_info().currsize == before
+    assert _network("10.1.2.3", 24, 64) == "10.1.2.0/24"
+    assert _cached_network.cache_info().currsize == before + 1
