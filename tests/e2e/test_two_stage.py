@@ -266,10 +266,28 @@ async def test_events_on_three_source_partitions_fire_one_alert_with_two_detect_
     runners = [detect_a.service.runner, detect_b.service.runner]
     assert all(r is not None for r in runners)
 
-    async def both_assigned() -> bool:
-        return all(r is not None and r.source.assignment() for r in runners)
+    def owned() -> list[set[int]]:
+        return [{tp.partition for tp in r.source.assignment()} for r in runners if r is not None]
 
-    await _until(both_assigned, 30, "the two detect members did not share the partitions")
+    seen: list[list[set[int]]] = []
+
+    async def both_assigned() -> bool:
+        # each member owns some partitions, together all three, and the split held over
+        # two checks: a rebalance still under way (the group settling after a metadata
+        # change) would otherwise move every partition to one member after this point
+        split = owned()
+        settled = (
+            all(split)
+            and set().union(*split) == {0, 1, 2}
+            and sum(map(len, split)) == 3
+            and seen[-1:] == [split]
+        )
+        seen.append(split)
+        if not settled:
+            await asyncio.sleep(1.0)
+        return bool(settled)
+
+    await _until(both_assigned, 45, "the two detect members did not share the partitions")
     await sc.produce([(n % 3, _record("alice", 10 * n, n)) for n in range(4)])
     await sc.produce([(2, _record("bob", 5, 9))])  # another group: no alert
 
