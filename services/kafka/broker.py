@@ -156,7 +156,7 @@ class Kafka(Service):
     def _format(self, jvm: list[str], conf: Path, password: str) -> None:
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
         say(f"kafka: formatting KRaft storage (cluster id {cluster_id})")
-        # one argument, "=" joined: a random id may begin with "-", which argparse reads as an option
+        # one argument: a random id may begin with "-", which argparse reads as an option
         tool = [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}"]
         scram = [
             f"--add-scram={mechanism}=[name={tls.SASL_USER},password={password}]"
