@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from detector.app.health import HealthState
 from detector.app.metrics import (
@@ -100,8 +100,12 @@ class CorrelateStage:
         snapshot_interval_seconds: float = 0.0,
         max_backoff_seconds: float = 30.0,
         security: KafkaSecurity | None = None,
+        source_topics: Sequence[str] = (),
     ) -> None:
         self.topic = topic
+        #: The detect stage's source topics: their partitions hold every new state's
+        #: watermark until a heartbeat reports them.
+        self.source_topics = tuple(source_topics)
         self.group_id = group_id
         self.factory = factory
         self.store = store
@@ -324,6 +328,7 @@ class CorrelateStage:
 
             started = time.monotonic()
             records = await self.store.replay(new, load)
+            expected = await self._source_partitions() if states else set()
             for partition, loaded in states.items():
                 state = loaded
                 try:
@@ -343,6 +348,7 @@ class CorrelateStage:
                         self._consumer.seek(TopicPartition(self.topic, partition), resume)
                     else:
                         STATE_RESTORES.labels("empty").inc()
+                state.expect(expected, time.time())
                 self.states[partition] = state
                 self._set_baseline(partition, state)
             log.info(
@@ -358,6 +364,17 @@ class CorrelateStage:
                 partitions=sorted(tp.partition for tp in assigned),
                 restored={p: self.states[p].offset for p in new},
             )
+
+    async def _source_partitions(self) -> set[str]:
+        """The partitions of the source topics, or none when the metadata cannot be read
+        (the watermark then waits only for the sources heartbeats report, as before)."""
+        if not self.source_topics:
+            return set()
+        try:
+            return await self._consumer.partitions_of(self.source_topics)
+        except KafkaError as exc:
+            log.warning("source_partitions_unknown", error=str(exc))
+            return set()
 
     async def revoke(self, revoked: set[TopicPartition]) -> None:
         """Checkpoint what changed since the last checkpoint, then drop the state.

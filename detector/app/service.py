@@ -343,6 +343,7 @@ class Service:
             max_batch_records=kafka.max_batch_records,
             poll_timeout_ms=kafka.poll_timeout_ms,
             max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
+            source_topics=kafka.topics,
             snapshot_interval_seconds=kafka.state_snapshot_interval_seconds,
             security=self._security,
         )

@@ -7,7 +7,7 @@ from :func:`~detector.sources.kafkasecurity.kafka_security`, like every other Ka
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -63,3 +63,13 @@ class MatchesConsumer(GroupConsumer):
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` (each the next offset to read); aiokafka's errors pass through."""
         await self._consumer.commit(dict(offsets))
+
+    async def partitions_of(self, topics: Collection[str]) -> set[str]:
+        """``topic/partition`` of every partition of ``topics`` that exists (from the
+        cluster's metadata; topics that do not exist are left out)."""
+        cluster = await self._consumer._client.fetch_all_metadata()
+        return {
+            f"{topic}/{partition}"
+            for topic in topics
+            for partition in cluster.partitions_for_topic(topic) or ()
+        }

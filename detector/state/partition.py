@@ -17,7 +17,7 @@ buffer. Whole-state :class:`Checkpoint` values of earlier versions still restore
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -210,6 +210,16 @@ class PartitionState:
             engine.reject_too_late(routed.match, self.partition)
         else:
             self.unknown_targets.add(routed.target)
+
+    def expect(self, sources: Collection[str], now: float) -> None:
+        """Make every source partition in ``sources`` that no heartbeat reported yet hold
+        the watermark (as a source without a time), as Flink holds a watermark until every
+        input channel sent one: otherwise the first heartbeats of one detect member could
+        move it past another member's partitions before that member reported them. A
+        source nobody ever reports stops holding it after ``source_stale_seconds``."""
+        for source in sources:
+            if source not in self.clock.sources:
+                self.clock.report(source, SourceProgress(None, False), now)
 
     def report(
         self,

@@ -149,3 +149,28 @@ def test_the_origin_survives_a_checkpoint_and_old_checkpoints_restore(tmp_path: 
     state.first_seen.restore(orjson.dumps(snapshot))
     doc = orjson.loads(state.first_seen.snapshot(0))
     assert doc["parts"][0]["origin"] == 100.0  # learn_until - learn (1h)
+
+
+def test_expected_source_partitions_hold_the_watermark_until_reported(tmp_path: Path) -> None:
+    """A partition state told which source partitions exist keeps its watermark at -inf
+    while one of them has not been reported: a first heartbeat of one detect member that
+    lists only its own partitions cannot make the other member's records too late. Once
+    the other partition reports, the watermark is the min of both; a source that was
+    already reported keeps its progress."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULE)
+    ruleset = load_rules([rules])
+    detect = DetectPipeline(ruleset, default=Ingestor(source="cloudtrail"))
+    factory = EngineFactory(ruleset, detect.router, allowed_lateness=0)
+
+    unaware = PartitionState(0, factory)
+    unaware.read(0, Watermark(900.0, "a", {"trail/0": (900.0, False)}, {}), 1.0)
+    assert unaware.clock.watermark() == 900.0  # trail/1 would now be too late
+
+    state = PartitionState(0, factory)
+    state.read(0, Watermark(900.0, "a", {"trail/0": (900.0, False)}, {}), 1.0)
+    state.expect({"trail/0", "trail/1"}, 1.0)
+    assert state.clock.sources["trail/0"].time == 900.0
+    assert state.clock.watermark() == float("-inf")
+    state.read(1, Watermark(100.0, "b", {"trail/1": (100.0, False)}, {}), 2.0)
+    assert state.clock.watermark() == 100.0
