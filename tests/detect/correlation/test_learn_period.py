@@ -56,6 +56,15 @@ def _record(index: int, seconds: float, user: str) -> RawRecord:
     return RawRecord(value, Origin(topic="trail", partition=0, offset=index))
 
 
+def _factory(tmp_path: Path) -> EngineFactory:
+    """Engines of :data:`RULE` as the correlate stage builds them (no allowed lateness)."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULE)
+    ruleset = load_rules([rules])
+    detect = DetectPipeline(ruleset, default=Ingestor(source="cloudtrail"))
+    return EngineFactory(ruleset, detect.router, allowed_lateness=0)
+
+
 def test_learning_period_is_the_same_in_replay_and_in_the_stream(tmp_path: Path) -> None:
     """Two principals whose group keys land on different matches partitions: the first is
     seen during the rule's first hour, the second two hours later. Replay alerts on the
@@ -113,11 +122,7 @@ def test_the_origin_survives_a_checkpoint_and_old_checkpoints_restore(tmp_path: 
     """The correlate side's origin (earliest reported event time) is kept in the checkpoint
     and restored; a checkpoint without it restores with no origin, and a first-seen
     snapshot of the older format (a learn end per rule) restores its period's start."""
-    rules = tmp_path / "rules.yml"
-    rules.write_text(RULE)
-    ruleset = load_rules([rules])
-    detect = DetectPipeline(ruleset, default=Ingestor(source="cloudtrail"))
-    factory = EngineFactory(ruleset, detect.router, allowed_lateness=0)
+    factory = _factory(tmp_path)
     state = PartitionState(0, factory)
     mark = Watermark(9.0, "m", {"trail/0": (9.0, False)}, {"trail/0": 4.0, "trail/1": 3.0})
     state.read(0, mark, 1.0)
@@ -157,11 +162,7 @@ def test_expected_source_partitions_hold_the_watermark_until_reported(tmp_path: 
     lists only its own partitions cannot make the other member's records too late. Once
     the other partition reports, the watermark is the min of both; a source that was
     already reported keeps its progress."""
-    rules = tmp_path / "rules.yml"
-    rules.write_text(RULE)
-    ruleset = load_rules([rules])
-    detect = DetectPipeline(ruleset, default=Ingestor(source="cloudtrail"))
-    factory = EngineFactory(ruleset, detect.router, allowed_lateness=0)
+    factory = _factory(tmp_path)
 
     unaware = PartitionState(0, factory)
     unaware.read(0, Watermark(900.0, "a", {"trail/0": (900.0, False)}, {}), 1.0)
