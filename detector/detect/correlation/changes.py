@@ -39,6 +39,16 @@ class ChangedKeys(Generic[K]):
         return list(keys)
 
 
+def keys_to_write(
+    changed: ChangedKeys[K] | None, ci: int, live: Mapping[K, Any], everything: bool
+) -> list[K]:
+    """The keys of rule ``ci`` a changelog writes: the tracked changes (taking them), or,
+    untracked, every key of ``live`` when ``everything`` and none otherwise."""
+    if changed is not None:
+        return changed.take(ci, live, everything)
+    return list(live) if everything else []
+
+
 def counters_document(ids: Sequence[str], counters: Mapping[str, list[int]]) -> dict[str, Any]:
     """Per-rule counters by rule id, as JSON-ready data."""
     return {rid: {name: counters[name][ci] for name in COUNTERS} for ci, rid in enumerate(ids)}

@@ -20,7 +20,12 @@ import orjson
 from sigma.correlations import SigmaCorrelationRule
 
 from detector.detect.correlation.alerting import alert_document, build_alert
-from detector.detect.correlation.changes import ChangedKeys, counters_document, load_counters
+from detector.detect.correlation.changes import (
+    ChangedKeys,
+    counters_document,
+    keys_to_write,
+    load_counters,
+)
 from detector.detect.correlation.fields import key_text, number, resolve_field
 from detector.detect.correlation.spec import CorrelationSpec, compile_correlation, rule_key
 from detector.detect.correlation.stats import COUNTERS, EngineStats, RuleStats
@@ -525,11 +530,7 @@ class CorrelationEngine:
         part = self._partition(partition)
         for ci, spec in enumerate(self.specs):
             groups = part.groups[ci]
-            if part.changed is not None:
-                keys = part.changed.take(ci, groups, everything)
-            else:
-                keys = list(groups) if everything else []
-            for key in keys:
+            for key in keys_to_write(part.changed, ci, groups, everything):
                 entries = groups.get(key)
                 yield (
                     spec.info.id,

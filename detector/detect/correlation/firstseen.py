@@ -29,7 +29,12 @@ from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationTimespan
 from sigma.exceptions import SigmaTimespanError
 
 from detector.detect.correlation.alerting import group_text, iso, key_id, when
-from detector.detect.correlation.changes import ChangedKeys, counters_document, load_counters
+from detector.detect.correlation.changes import (
+    ChangedKeys,
+    counters_document,
+    keys_to_write,
+    load_counters,
+)
 from detector.detect.correlation.fields import key_text, resolve_field
 from detector.detect.correlation.spec import rule_info, rule_key, rule_location
 from detector.detect.correlation.stats import COUNTERS, EngineStats, RuleStats
@@ -450,11 +455,7 @@ class FirstSeenEngine:
         part = self._partition(partition)
         for ci, spec in enumerate(self.specs):
             seen = part.seen[ci]
-            if part.changed is not None:
-                keys = part.changed.take(ci, seen, everything)
-            else:
-                keys = list(seen) if everything else []
-            for key in keys:
+            for key in keys_to_write(part.changed, ci, seen, everything):
                 t = seen.get(key)
                 yield spec.info.id, key, None if t is None else orjson.dumps(t)
 
