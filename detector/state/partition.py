@@ -292,7 +292,7 @@ class PartitionState:
     def _meta(self) -> dict[str, Any]:
         """What the partition holds besides the engines' keys."""
         pending = self.pending.snapshot()
-        pending["offsets"] = _held(self.pending.positions(), self.reloading)
+        pending["offsets"] = _held(pending["offsets"], self.reloading)
         meta: dict[str, Any] = {
             "inputs": {k: list(v) for k, v in self.inputs.items()},
             "sources": self.clock.snapshot(),
@@ -400,12 +400,11 @@ class PartitionState:
         return [self.first_seen.stats, *(e.stats for e in self.units.values())]
 
 
-def _held(
-    positions: list[int | tuple[int, int]], reloading: Mapping[int, set[int] | None]
-) -> list[Any]:
-    """The checkpoint's held matches: a bare offset for a record to read again whole,
-    ``[offset, index]`` for one match of a record."""
-    items: list[Any] = [p if isinstance(p, int) else list(p) for p in positions]
+def _held(held: Any, reloading: Mapping[int, set[int] | None]) -> list[Any]:
+    """The checkpoint's held matches: those of the buffer (``PendingMatches.snapshot``'s
+    offsets) and those still to read again; a bare offset for a record to read again
+    whole, ``[offset, index]`` for one match of a record."""
+    items: list[Any] = list(held)
     for offset, indices in reloading.items():
         if indices is None:
             items.append(offset)

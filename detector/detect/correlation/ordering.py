@@ -166,6 +166,10 @@ class PendingMatches:
         self._held: dict[int, int] = {}
         # matches in the record at each held offset: a record held whole is one number
         self._sizes: dict[int, int] = {}
+        # per held offset, the indices pushed and those released since: a checkpoint lists
+        # the held indices of partly released records without walking the whole heap
+        self._pushed: dict[int, list[int]] = {}
+        self._gone: dict[int, list[int]] = {}
         #: Matches older than this were released; a newer arrival below it is too late.
         self.released = -math.inf
 
@@ -180,6 +184,11 @@ class PendingMatches:
         heapq.heappush(self._heap, (order_key(routed), offset, index, routed))
         self._held[offset] = self._held.get(offset, 0) + 1
         self._sizes[offset] = size
+        pushed = self._pushed.get(offset)
+        if pushed is None:
+            self._pushed[offset] = [index]
+        else:
+            pushed.append(index)
         return True
 
     def release(self, watermark: float, *, drain: bool = False) -> list[RoutedMatch]:
@@ -189,14 +198,18 @@ class PendingMatches:
         held = self._held
         self.released = max(self.released, watermark)
         out: list[RoutedMatch] = []
+        gone = self._gone
         while heap and (drain or heap[0][0][0] < self.released):
-            _, offset, _, routed = heapq.heappop(heap)
+            _, offset, index, routed = heapq.heappop(heap)
             left = held[offset] - 1
             if left:
                 held[offset] = left
+                gone.setdefault(offset, []).append(index)
             else:
                 del held[offset]
                 del self._sizes[offset]
+                del self._pushed[offset]
+                gone.pop(offset, None)
             out.append(routed)
         return out
 
@@ -211,12 +224,14 @@ class PendingMatches:
     def positions(self) -> list[int | Position]:
         """Input positions of the held matches, ascending: the offset alone for a record
         whose matches are all held, ``(offset, index)`` for each held match of others."""
-        whole = [o for o, count in self._held.items() if count == self._sizes[o]]
-        if len(whole) == len(self._held):
-            return sorted(whole)
-        full = set(whole)
-        parts = [(o, i) for _, o, i, _ in self._heap if o not in full]
-        return sorted([*whole, *parts], key=lambda p: p if isinstance(p, tuple) else (p, -1))
+        out: list[int | Position] = []
+        for offset in sorted(self._held):
+            if self._held[offset] == self._sizes[offset]:
+                out.append(offset)
+            else:
+                gone = set(self._gone.get(offset, ()))
+                out.extend((offset, i) for i in sorted(self._pushed[offset]) if i not in gone)
+        return out
 
     def snapshot(self) -> dict[str, object]:
         """JSON-ready: the release mark and the input positions of the held matches."""
