@@ -14,12 +14,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from detector.app.ingest import Ingestor
-from detector.app.metrics import MATCHES, observe_event
+from detector.app.metrics import count_matches, observe_events
 from detector.detect import DetectionEngine, RuleSet, alert_for_match
 from detector.detect.alerting import AlertPipeline, silent_rule_ids
 from detector.detect.correlation.routing import MatchRouter
@@ -198,9 +197,6 @@ class DetectPipeline(_Ingesting):
             [r.sigma for r in ruleset.rules], ruleset.correlations, rule_ids=dict(ruleset.names)
         )
         self.suppressed = silent_rule_ids(ruleset)
-        # rule id -> its ``detector_matches_total`` child (``labels()`` costs as much as
-        # the increment, once per match)
-        self._matched: dict[str, Any] = {}
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         """Single-event alerts and routed matches of one batch, in arrival order."""
@@ -212,32 +208,41 @@ class DetectPipeline(_Ingesting):
         seqs: dict[tuple[str | None, int | None, int | None], int] = {}
         progress: dict[str, float] = {}
         earliest: dict[str, float] = {}
+        # the metrics of the batch, counted here and applied once (see observe_events)
+        families: dict[str, int] = {}
+        matched: dict[str, int] = {}
+        names: dict[tuple[str, int | None], str] = {}  # (topic, partition) -> its name
+        suppressed, route, evaluate = self.suppressed, self.router.route, self.engine.evaluate
+        now = time.time()
         for event in events:
-            observe_event(event)
+            families[event.family] = families.get(event.family, 0) + 1
             implausible = time_implausible(event) is not None
             origin = event.origin
+            timestamp = event.timestamp
             if origin.topic is not None and not implausible:
-                source = f"{origin.topic}/{origin.partition}"
-                if event.timestamp > progress.get(source, -math.inf):
-                    progress[source] = event.timestamp
-                if event.timestamp < earliest.get(source, math.inf):
-                    earliest[source] = event.timestamp
-            for match in self.engine.evaluate(event):
-                counter = self._matched.get(match.rule.id)
-                if counter is None:
-                    counter = self._matched[match.rule.id] = MATCHES.labels(match.rule.id)
-                counter.inc()
-                if match.rule.id not in self.suppressed:
+                where = (origin.topic, origin.partition)
+                source = names.get(where)
+                if source is None:
+                    source = names[where] = f"{origin.topic}/{origin.partition}"
+                if timestamp > progress.get(source, -math.inf):
+                    progress[source] = timestamp
+                if timestamp < earliest.get(source, math.inf):
+                    earliest[source] = timestamp
+            for match in evaluate(event):
+                rule_id = match.rule.id
+                matched[rule_id] = matched.get(rule_id, 0) + 1
+                if rule_id not in suppressed:
                     alert = alert_for_match(match)
                     alerts.setdefault(alert.id, alert)
                 if implausible:  # evaluated for single-event rules only, never routed
                     continue
-                for target, key, raw, ecs_values, raw_values in self.router.route(match):
-                    origin = event.origin
+                for target, key, raw, ecs_values, raw_values in route(match):
                     position = (origin.topic, origin.partition, origin.offset)
                     seq = seqs.get(position, 0)
                     seqs[position] = seq + 1
                     routed.append(RoutedMatch(target, key, match, seq, raw, ecs_values, raw_values))
+        observe_events(families, [now - event.timestamp for event in events])
+        count_matches(matched)
         return BatchResult(
             alerts=list(alerts.values()),
             dead_letters=dead,
