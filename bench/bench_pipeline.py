@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -269,7 +270,16 @@ def _absolute(value: Any) -> Any:
     return value
 
 
-def run_config(work: Path, bootstrap: str, search: str, topic: str, tag: str, port: int) -> Path:
+def run_config(
+    work: Path,
+    bootstrap: str,
+    search: str,
+    topic: str,
+    tag: str,
+    port: int,
+    *,
+    name: str = "run.yml",
+) -> Path:
     rules = yaml.safe_load(SETTINGS.read_text())["rules"]
     rules["paths"] = [str(SETTINGS.parent / p) for p in rules["paths"]]
     rules["placeholders"] = _absolute(rules["placeholders"])
@@ -290,7 +300,7 @@ def run_config(work: Path, bootstrap: str, search: str, topic: str, tag: str, po
         "health": {"host": "127.0.0.1", "port": port},
         "log": {"level": "warning"},
     }
-    path = work / "run.yml"
+    path = work / name
     path.write_bytes(orjson.dumps(config))  # JSON is YAML
     return path
 
@@ -531,6 +541,125 @@ def costs(values: list[bytes]) -> list[tuple[str, str]]:
 # -- main -------------------------------------------------------------------------------
 
 
+#: Names of the layouts of step (d): members separated by ``+``, each a ``--stage`` value,
+#: ``*N`` for a member of N worker processes (``--workers N``).
+LAYOUTS = {
+    "all": "d. detector run --stage all",
+    "all*2": "d2. detector run --stage all --workers 2",
+    "all+all": "two members, --stage all",
+    "detect+correlate": "--stage detect + --stage correlate",
+}
+
+
+class Members:
+    """``detector run`` processes, one per member of ``layout``, sharing one configuration
+    (consumer groups, matches and state topics, alert index named by ``tag``); each worker
+    gets its own health port. Stopped with SIGTERM on exit."""
+
+    def __init__(
+        self,
+        work: Path,
+        bootstrap: str,
+        search: str,
+        topic: str,
+        tag: str,
+        layout: str,
+        port: int,
+    ) -> None:
+        self.work = work / tag
+        self.work.mkdir()
+        self.index = f"bp-alerts-{tag}"
+        self.members: list[tuple[str, int, int, Path]] = []  # stage, workers, port, config
+        self.ports: list[int] = []
+        for i, member in enumerate(layout.split("+")):
+            stage, _, workers = member.partition("*")
+            count = int(workers or 1)
+            config = run_config(self.work, bootstrap, search, topic, tag, port, name=f"run{i}.yml")
+            self.members.append((stage, count, port, config))
+            self.ports += range(port, port + count)
+            port += count
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.logs: list[Any] = []
+        self.started = 0.0
+
+    async def __aenter__(self) -> Members:
+        for port in self.ports:
+            # another process answering on the port would pass for a ready member
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    raise SystemExit(f"health port {port} is in use: pass another --port")
+        self.started = time.perf_counter()
+        for i, (stage, workers, _, config) in enumerate(self.members):
+            log = (self.work / f"run{i}.log").open("wb")
+            self.logs.append(log)
+            self.procs.append(
+                await asyncio.create_subprocess_exec(
+                    *detector(
+                        "run", "--stage", stage, "--workers", str(workers), "--config", str(config)
+                    ),
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        return self
+
+    async def ready(self) -> float:
+        """Seconds from the start until every member is ready."""
+        for i, ((_, workers, port, _), proc) in enumerate(
+            zip(self.members, self.procs, strict=True)
+        ):
+            try:
+                for worker_port in range(port, port + workers):
+                    await wait_ready(worker_port, proc)
+            except SystemExit:
+                self.logs[i].flush()
+                console.print((self.work / f"run{i}.log").read_text()[-3000:])
+                raise
+        return time.perf_counter() - self.started
+
+    async def __aexit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 60)
+            except TimeoutError:
+                proc.kill()
+        for log in self.logs:
+            log.close()
+
+
+class Comparison:
+    """Stored alerts against replay's: ids missing, extra, and with different content."""
+
+    def __init__(self, expected: dict[str, Any], got: dict[str, Any]) -> None:
+        self.got = got
+        self.missing = sorted(expected.keys() - got.keys())
+        self.extra = sorted(got.keys() - expected.keys())
+        self.differ = [
+            k
+            for k in expected.keys() & got.keys()
+            if _comparable(expected[k]) != _comparable(got[k])
+        ]
+        self.same = not self.missing and not self.extra and not self.differ
+
+    def show(self, name: str, expected: dict[str, Any]) -> None:
+        console.print(
+            f"{name}: alerts: replay {len(expected)}, stored {len(self.got)}, missing "
+            f"{len(self.missing)}, extra {len(self.extra)}, different content "
+            f"{len(self.differ)}: "
+            + ("[green]identical[/green]" if self.same else "[red]DIFFERENT[/red]")
+        )
+        for key in self.missing:
+            doc = expected[key]
+            console.print(f"  missing: {doc['rule']['name']} at {doc['@timestamp']}")
+        for key in self.extra:
+            doc = self.got[key]
+            console.print(f"  extra: {doc['rule']['name']} at {doc['@timestamp']}")
+
+
 def services() -> tuple[str, str]:
     """Kafka and search addresses of the running local services (started if needed)."""
     state = Path(os.environ.get("DETECTOR_SERVICES_DIR", ROOT / ".services")) / "env"
@@ -549,7 +678,16 @@ async def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=5000, help="events/s of the latency run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
-    parser.add_argument("--port", type=int, default=18931, help="health port of detector run")
+    parser.add_argument(
+        "--port", type=int, default=18931, help="health port of the first detector run member"
+    )
+    parser.add_argument(
+        "--layouts",
+        nargs="+",
+        default=["all", "all*2"],
+        help="layouts of step (d): members separated by '+', each a --stage value with "
+        "'*N' for N workers (the first layout also runs the latency step)",
+    )
     args = parser.parse_args()
     bootstrap, search = services()
     tag = uuid.uuid4().hex[:8]
@@ -586,45 +724,30 @@ async def main() -> None:
             if len(d["event"]["reference"]) == 1 and d["rule"]["category"] == "sigma"
         }
 
-        config = run_config(work, bootstrap, search, topic, tag, args.port)
-        logfile = (work / "run.log").open("wb")
-        started = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            *detector("run", "--stage", "all", "--config", str(config)),
-            cwd=ROOT,
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            await wait_ready(args.port, proc)
-            startup = time.perf_counter() - started
-            console.print(f"detector run ready after {startup:.1f}s; draining")
-            finished = await drained(bootstrap, search, topic, tag, len(expected), 1800)
-            console.print(f"drained after {finished - started:.1f}s; comparing alerts")
-            seconds = finished - started
-            rows.append(
-                ("d. detector run --stage all", len(values) / (seconds - startup), seconds, startup)
-            )
-            got = await stored(search, f"bp-alerts-{tag}")
-            missing = expected.keys() - got.keys()
-            extra = got.keys() - expected.keys()
-            differ = [
-                k
-                for k in expected.keys() & got.keys()
-                if _comparable(expected[k]) != _comparable(got[k])
-            ]
-            console.print(f"latency run: {args.rate:,} events/s for {args.seconds:.0f}s")
-            lat, achieved = await latency(
-                bootstrap, search, topic, f"bp-alerts-{tag}", single, args.rate, args.seconds
-            )
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 60)
-            except TimeoutError:
-                proc.kill()
-            logfile.close()
+        verdicts: list[tuple[str, Comparison]] = []
+        drains: dict[str, tuple[str, float, float, float]] = {}
+        lat: list[float] = []
+        achieved = 0.0
+        # the first layout last: its latency step adds records to the topic
+        for layout in [*args.layouts[1:], args.layouts[0]]:
+            name = LAYOUTS.get(layout, f"d. members {layout}")
+            run_tag = uuid.uuid4().hex[:8]
+            async with Members(
+                work, bootstrap, search, topic, run_tag, layout, args.port
+            ) as members:
+                startup = await members.ready()
+                console.print(f"{name}: ready after {startup:.1f}s; draining")
+                finished = await drained(bootstrap, search, topic, run_tag, len(expected), 1800)
+                seconds = finished - members.started
+                console.print(f"drained after {seconds:.1f}s; comparing alerts")
+                drains[layout] = (name, len(values) / (seconds - startup), seconds, startup)
+                verdicts.append((name, Comparison(expected, await stored(search, members.index))))
+                if layout == args.layouts[0] and args.seconds > 0:
+                    console.print(f"latency run: {args.rate:,} events/s for {args.seconds:.0f}s")
+                    lat, achieved = await latency(
+                        bootstrap, search, topic, members.index, single, args.rate, args.seconds
+                    )
+        rows += [drains[layout] for layout in args.layouts]
 
     build = "compiled (mypyc)" if COMPILED else "interpreted"
     table = Table(
@@ -643,18 +766,8 @@ async def main() -> None:
             f"{start:.1f}" if start else "",
         )
     console.print(table)
-    same = not missing and not extra and not differ
-    console.print(
-        f"alerts: replay {len(expected)}, stored {len(got)}, missing {len(missing)}, "
-        f"extra {len(extra)}, different content {len(differ)}: "
-        + ("[green]identical[/green]" if same else "[red]DIFFERENT[/red]")
-    )
-    for key in sorted(missing):
-        doc = expected[key]
-        console.print(f"  missing: {doc['rule']['name']} at {doc['@timestamp']}")
-    for key in sorted(extra):
-        doc = got[key]
-        console.print(f"  extra: {doc['rule']['name']} at {doc['@timestamp']}")
+    for name, verdict in verdicts:
+        verdict.show(name, expected)
     if lat:
         p50 = statistics.quantiles(lat, n=100)[49] if len(lat) > 1 else lat[0]
         p99 = statistics.quantiles(lat, n=100)[98] if len(lat) > 1 else lat[0]
@@ -669,7 +782,7 @@ async def main() -> None:
     for name, figure in costs(values):
         model.add_row(name, figure)
     console.print(model)
-    if not same:
+    if not all(verdict.same for _, verdict in verdicts):
         raise SystemExit(1)
 
 

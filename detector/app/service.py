@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Literal
 
@@ -360,10 +361,20 @@ class Service:
 
 
 async def serve(
-    settings: DetectorSettings, ruleset: RuleSet | None = None, stage: Stage = "all"
+    settings: DetectorSettings,
+    ruleset: RuleSet | None = None,
+    stage: Stage = "all",
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
-    """Run ``stage`` until SIGTERM/SIGINT, then drain, commit and close."""
+    """Run ``stage`` until SIGTERM/SIGINT, then drain, commit and close; ``on_stop`` is
+    called with the signal too (a supervisor stops its workers)."""
     service = Service(settings, ruleset, stage)
+
+    def stop() -> None:
+        service.stop()
+        if on_stop is not None:
+            on_stop()
+
     tune_collector()  # again: freezes the rules and clients built by now
     server: HealthServer | None = None
     if settings.health.enabled:
@@ -371,7 +382,7 @@ async def serve(
         server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, service.stop)
+        loop.add_signal_handler(sig, stop)
     try:
         await service.run()
     finally:

@@ -185,6 +185,15 @@ class HealthConfig(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class RunConfig(BaseModel):
+    """The ``run`` section: how ``detector run`` uses the machine."""
+
+    #: Processes of one ``detector run``, each a full member of the consumer groups (Kafka
+    #: Streams' ``num.stream.threads``; processes because Python code runs on one core per
+    #: process). Worker ``i`` serves its health endpoint on ``health.port + i``.
+    workers: int = Field(default=1, ge=1, le=64)
+
+
 class LogConfig(BaseModel):
     """The ``log`` section."""
 
@@ -254,6 +263,7 @@ class DetectorSettings(BaseSettings):
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 

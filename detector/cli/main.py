@@ -1,4 +1,4 @@
-"""The ``detector`` console command (typer). The only module that reads the environment."""
+"""The ``detector`` console command (typer). Only the CLI layer reads the environment."""
 
 from __future__ import annotations
 
