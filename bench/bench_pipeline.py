@@ -14,10 +14,13 @@ b. the same loop plus ``orjson.loads`` of every record;
 c. ``detector replay`` of the file (default rule pack), its alerts written to a file;
 d. ``detector run --stage all`` (OpenSearch sink) draining the topic: until every source
    and matches offset is committed and the alerts of (c) are stored; the stored alerts are
-   then compared with (c), ids and content (``event.created`` aside);
-e. produce-to-alert-visible latency while the same process keeps running: records at
-   ``--rate`` per second with the current time, among them records that raise a
-   single-event alert; the time from their produce call until a search finds the alert;
+   then compared with (c), ids and content (``event.created`` aside). ``--layouts`` names
+   the member layouts measured, each on fresh consumer groups and topics: by default one
+   process (d) and one command with two worker processes (d2, ``--workers 2``);
+e. produce-to-alert-visible latency of each layout while its members keep running:
+   records at ``--rate`` per second with the current time, to a topic of their own among
+   the members' source topics, among them records that raise a single-event alert; the
+   time from their produce call until a search finds the alert;
 f. the cost model, in this process on one core without I/O: CPU time per event (ingest,
    detect, route), per routed match (encode into the batch records, decode, apply in the
    correlate stage's ``PartitionState``) and per checkpoint of the resulting state, and
@@ -274,12 +277,13 @@ def run_config(
     work: Path,
     bootstrap: str,
     search: str,
-    topic: str,
+    topics: str | list[str],
     tag: str,
     port: int,
     *,
     name: str = "run.yml",
 ) -> Path:
+    topics = [topics] if isinstance(topics, str) else topics
     rules = yaml.safe_load(SETTINGS.read_text())["rules"]
     rules["paths"] = [str(SETTINGS.parent / p) for p in rules["paths"]]
     rules["placeholders"] = _absolute(rules["placeholders"])
@@ -287,8 +291,8 @@ def run_config(
         "rules": rules,
         "kafka": {
             "bootstrap_servers": bootstrap,
-            "topics": [topic],
-            "topic_formats": {topic: {"source": "cloudtrail"}},
+            "topics": topics,
+            "topic_formats": {topic: {"source": "cloudtrail"} for topic in topics},
             "group_id": f"bp-detect-{tag}",
             "correlate_group_id": f"bp-correlate-{tag}",
             "matches_topic": f"bp-matches-{tag}",
@@ -561,7 +565,7 @@ class Members:
         work: Path,
         bootstrap: str,
         search: str,
-        topic: str,
+        topics: list[str],
         tag: str,
         layout: str,
         port: int,
@@ -574,7 +578,7 @@ class Members:
         for i, member in enumerate(layout.split("+")):
             stage, _, workers = member.partition("*")
             count = int(workers or 1)
-            config = run_config(self.work, bootstrap, search, topic, tag, port, name=f"run{i}.yml")
+            config = run_config(self.work, bootstrap, search, topics, tag, port, name=f"run{i}.yml")
             self.members.append((stage, count, port, config))
             self.ports += range(port, port + count)
             port += count
@@ -605,7 +609,28 @@ class Members:
         return self
 
     async def ready(self) -> float:
-        """Seconds from the start until every member is ready."""
+        """Seconds from the start until the first worker is ready (work starts then; the
+        others join while it drains); returns once every worker is ready."""
+        first = asyncio.create_task(self._first_ready())
+        try:
+            await self._all_ready()
+        except BaseException:
+            first.cancel()
+            raise
+        return await first
+
+    async def _first_ready(self) -> float:
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                for port in self.ports:
+                    try:
+                        if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                            return time.perf_counter() - self.started
+                    except httpx.HTTPError:
+                        pass
+                await asyncio.sleep(0.05)
+
+    async def _all_ready(self) -> None:
         for i, ((_, workers, port, _), proc) in enumerate(
             zip(self.members, self.procs, strict=True)
         ):
@@ -616,7 +641,6 @@ class Members:
                 self.logs[i].flush()
                 console.print((self.work / f"run{i}.log").read_text()[-3000:])
                 raise
-        return time.perf_counter() - self.started
 
     async def __aexit__(self, *exc: object) -> None:
         for proc in self.procs:
@@ -686,7 +710,7 @@ async def main() -> None:
         nargs="+",
         default=["all", "all*2"],
         help="layouts of step (d): members separated by '+', each a --stage value with "
-        "'*N' for N workers (the first layout also runs the latency step)",
+        "'*N' for N workers; each also runs the latency step (e)",
     )
     args = parser.parse_args()
     bootstrap, search = services()
@@ -725,29 +749,30 @@ async def main() -> None:
         }
 
         verdicts: list[tuple[str, Comparison]] = []
-        drains: dict[str, tuple[str, float, float, float]] = {}
-        lat: list[float] = []
-        achieved = 0.0
-        # the first layout last: its latency step adds records to the topic
-        for layout in [*args.layouts[1:], args.layouts[0]]:
+        latencies: list[tuple[str, list[float], float]] = []
+        for layout in args.layouts:
             name = LAYOUTS.get(layout, f"d. members {layout}")
             run_tag = uuid.uuid4().hex[:8]
+            # the latency step's records go to a topic of their own: the backlog stays
+            # the same for the next layout
+            fresh = f"bp-latency-{run_tag}"
+            await create_topic(bootstrap, fresh)
             async with Members(
-                work, bootstrap, search, topic, run_tag, layout, args.port
+                work, bootstrap, search, [topic, fresh], run_tag, layout, args.port
             ) as members:
                 startup = await members.ready()
                 console.print(f"{name}: ready after {startup:.1f}s; draining")
                 finished = await drained(bootstrap, search, topic, run_tag, len(expected), 1800)
                 seconds = finished - members.started
                 console.print(f"drained after {seconds:.1f}s; comparing alerts")
-                drains[layout] = (name, len(values) / (seconds - startup), seconds, startup)
+                rows.append((name, len(values) / (seconds - startup), seconds, startup))
                 verdicts.append((name, Comparison(expected, await stored(search, members.index))))
-                if layout == args.layouts[0] and args.seconds > 0:
+                if args.seconds > 0:
                     console.print(f"latency run: {args.rate:,} events/s for {args.seconds:.0f}s")
                     lat, achieved = await latency(
-                        bootstrap, search, topic, members.index, single, args.rate, args.seconds
+                        bootstrap, search, fresh, members.index, single, args.rate, args.seconds
                     )
-        rows += [drains[layout] for layout in args.layouts]
+                    latencies.append((name.split(" ", 1)[0], lat, achieved))
 
     build = "compiled (mypyc)" if COMPILED else "interpreted"
     table = Table(
@@ -768,11 +793,14 @@ async def main() -> None:
     console.print(table)
     for name, verdict in verdicts:
         verdict.show(name, expected)
-    if lat:
+    for step, lat, achieved in latencies:
+        if not lat:
+            console.print(f"[red]e. ({step}) no alert became visible[/red]")
+            continue
         p50 = statistics.quantiles(lat, n=100)[49] if len(lat) > 1 else lat[0]
         p99 = statistics.quantiles(lat, n=100)[98] if len(lat) > 1 else lat[0]
         console.print(
-            f"e. produce-to-alert-visible at {args.rate:,} events/s (produced "
+            f"e. ({step}) produce-to-alert-visible at {args.rate:,} events/s (produced "
             f"{achieved:,.0f}/s) for {args.seconds:.0f}s: "
             f"{len(lat)} alerts, p50 {p50:.3f}s, p99 {p99:.3f}s, max {lat[-1]:.3f}s"
         )
