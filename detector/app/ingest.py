@@ -105,6 +105,8 @@ class Ingestor:
             return [], [_dead(exc, record)]
         normalizer = self.pending if pending else self.normalizer
         events, errors = normalizer.normalize(doc, record.origin)
+        if not errors:  # the common case, once per record: no comprehension to run
+            return events, []
         return events, [_dead(e, record) for e in errors]
 
     def ingest_document(self, doc: Any, record: RawRecord) -> tuple[list[Event], list[DeadLetter]]:

@@ -21,8 +21,6 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from detector.models import RawRecord
-
 #: A bucket bound as prometheus_client writes it in ``le`` (``1.0``, ``+Inf``).
 _le: Callable[[float], str] = floatToGoString
 
@@ -238,12 +236,12 @@ class ConsumerLag:
         self._timestamps: dict[tuple[str, int], float] = {}
         self._reported: set[tuple[str, int]] = set()
 
-    def consumed(self, records: Iterable[RawRecord]) -> None:
-        """Remember the broker timestamp of the newest record per partition."""
-        for record in records:
-            origin = record.origin
-            if origin.topic is not None and origin.partition is not None and record.timestamp_ms:
-                self._timestamps[(origin.topic, origin.partition)] = record.timestamp_ms / 1000
+    def consumed(self, newest: Mapping[tuple[str, int], int | None]) -> None:
+        """Remember the broker timestamp (ms) of the newest record consumed per
+        ``(topic, partition)``; None or 0: the broker gave none."""
+        for key, stamp in newest.items():
+            if stamp:
+                self._timestamps[key] = stamp / 1000
 
     def polled(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
         """Like :meth:`consumed` for what aiokafka's ``getmany`` returned."""

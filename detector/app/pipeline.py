@@ -119,12 +119,19 @@ class _Ingesting:
         dead: list[DeadLetter] = []
         flagged = 0
         samples: list[dict[str, str | None]] = []
+        # once per record: attribute look-ups hoisted out of the loop
+        ingestors, default, pending, check = (
+            self.ingestors,
+            self.default,
+            self.pending,
+            self.guard.check,
+        )
         for record in records:
             topic = record.origin.topic
-            ingestor = self.ingestors.get(topic, self.default) if topic else self.default
-            got, lost = ingestor.ingest(record, pending=self.pending)
+            ingestor = ingestors.get(topic, default) if topic else default
+            got, lost = ingestor.ingest(record, pending)
             for event in got:
-                if self.guard.check(event, record):
+                if check(event, record):
                     flagged += 1
                     if len(samples) < IMPLAUSIBLE_SAMPLES:
                         samples.append(
@@ -134,8 +141,9 @@ class _Ingesting:
                                 "reason": time_implausible(event),
                             }
                         )
-            events.extend(got)
-            dead.extend(lost)
+            events += got
+            if lost:
+                dead += lost
         if flagged:
             self.implausible += flagged
             log.warning("implausible_event_time", count=flagged, samples=samples)

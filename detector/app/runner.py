@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Protocol
@@ -40,7 +39,7 @@ from detector.sinks.deadletters import KafkaDeadLetterSink
 from detector.sinks.matches import KafkaMatchSink
 from detector.sinks.notify.notifier import NotificationSink
 from detector.sinks.retry import backoff_delay
-from detector.sources.kafka import KafkaSource
+from detector.sources.kafka import KafkaSource, SourceBatch
 
 log = structlog.get_logger(__name__)
 
@@ -254,14 +253,15 @@ class DetectStage:
         async for batch in self.source.batches():
             started = time.perf_counter()
             self.health.progress()
-            self.lag.consumed(batch)
+            partitions = batch.partitions
+            self.lag.consumed({where: newest for where, (_, newest) in partitions.items()})
             await self.lag.update(self.source)
             try:
                 if not batch:
                     # a partition may have become idle: say so, so it stops holding back
                     await self._heartbeat()
                     continue
-                for topic, records in Counter(r.origin.topic or "" for r in batch).items():
+                for (topic, _), (records, _) in partitions.items():
                     RECORDS.labels(topic).inc(records)
                 if self.prepare is not None:
                     await self.delivery.retry("schema_registry", partial(self.prepare, batch))
@@ -287,13 +287,13 @@ class DetectStage:
                 dead_letters=len(result.dead_letters),
             )
 
-    async def _route(self, result: BatchResult, batch: Sequence[RawRecord]) -> None:
+    async def _route(self, result: BatchResult, batch: SourceBatch) -> None:
         """Produce the batch's routed matches with the member's heartbeat, a heartbeat of
         its own to the other partitions when the progress changed, and wait for the acks."""
         matches = self.matches
         if matches is None:
             return
-        sources = {f"{r.origin.topic}/{r.origin.partition}" for r in batch if r.origin.topic}
+        sources = {f"{topic}/{partition}" for topic, partition in batch.partitions}
         self.tracker.observe(sources, result.progress, result.earliest)
         progress, earliest = await self._progress()
         told: set[int] = set()
