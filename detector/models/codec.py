@@ -1,20 +1,25 @@
 """Codec of the internal matches topic: routed matches and watermark heartbeats.
 
-Three layouts, all plain JSON (orjson), never pickle (events hold attacker-controlled
+Four layouts, all plain JSON (orjson), never pickle (events hold attacker-controlled
 values). Values JSON cannot carry are written as text (bytes from Avro records as base64,
 non-text keys as text): the engines' field resolution reads text, and one odd value must
 never stop the detect stage.
 
-- **Version 3** (what the detect stage writes): one record per matches partition and
-  batch, a :class:`MatchBatch`: ``b"DMB3"`` and, zlib (level 1) compressed, the length
-  of a JSON head (4 bytes, big-endian), the head, then the ECS documents of the batch's
-  events, each once, back to back. The head holds the lengths of those documents, the
-  batch's routed matches of that partition, each slimmed to what its stateful rule reads
-  (the rule id instead of the rule's facts; the native record only when the rule's alert
-  embeds it, else just the fields it keys or counts by; its ECS document as a position
-  among the documents), and the member's watermark heartbeat, which then needs no record
-  of its own. The documents decode as :class:`SerializedDocument`: most are evidence no
-  alert ever embeds, and stay unparsed (also through checkpoints).
+- **Version 4** (what the detect stage writes): one record per matches partition and
+  batch, a :class:`MatchBatch`: ``b"DMB4"`` and one zstd frame (level 1, stating its
+  inflated size) of the length of a JSON head (4 bytes, big-endian), the head, then the
+  ECS documents of the batch's events, each once, back to back. The head holds the
+  lengths of those documents, the batch's routed matches of that partition, each slimmed
+  to what its stateful rule reads (the rule id instead of the rule's facts; the native
+  record only when the rule's alert embeds it, else just the fields it keys or counts
+  by; its ECS document as a position among the documents; the values the rule looks up
+  there as ``[{name: value}, [names the document lacks]]``), and the member's watermark
+  heartbeat, which then needs no record of its own. The documents decode as
+  :class:`SerializedDocument`: most are evidence no alert ever embeds, and stay unparsed
+  (also through checkpoints). A record inflating beyond :data:`MAX_INFLATED_BYTES` is
+  refused before it is inflated.
+- **Version 3** (still decoded): as version 4, zlib (level 1) compressed, the looked-up
+  values as ``[name, value]`` pairs (``[name]`` for a field the document lacks).
 - **Version 2**: as version 3 without the documents section, each match embedding its
   ECS document in the JSON (still decoded).
 - **Version 1**: one JSON record per routed match (older detect stages: still decoded,
@@ -25,15 +30,16 @@ never stop the detect stage.
 from __future__ import annotations
 
 import base64
-import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, cast
+from functools import lru_cache, partial
+from itertools import chain, repeat
+from typing import Any, NamedTuple, cast
 
 import orjson
 
 from detector.models.alerts import RuleInfo
+from detector.models.compression import deflate, inflate, inflate_zlib
 from detector.models.events import Event, LogSource
 from detector.models.matches import Match
 from detector.models.records import Origin
@@ -41,16 +47,21 @@ from detector.models.serialized import ABSENT, SerializedDocument
 
 #: Version of the one-record-per-match layout (still decoded).
 CODEC_VERSION = 1
-#: First bytes of a version 3 record (a batch of matches); a JSON record starts with ``{``.
-BATCH_MAGIC = b"DMB3"
+#: First bytes of a version 4 record (a batch of matches); a JSON record starts with ``{``.
+BATCH_MAGIC = b"DMB4"
+#: First bytes of a version 3 record (still decoded).
+BATCH_MAGIC_V3 = b"DMB3"
 #: First bytes of a version 2 record (still decoded).
 BATCH_MAGIC_V2 = b"DMB2"
+#: A batch record inflating beyond this is refused (a decompression bomb). The detect
+#: stage writes at most :data:`BATCH_BYTES` and one match (an event's two documents,
+#: each below the source record limit) per record.
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
 #: A batch record's JSON is cut into several records above this size (before compression).
 BATCH_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class RoutedMatch:
+class RoutedMatch(NamedTuple):
     """A match addressed to one stateful rule: ``target`` (a correlation unit or a
     first-seen rule id) and ``key`` (its group key as text, the Kafka record key).
 
@@ -60,12 +71,15 @@ class RoutedMatch:
 
     ``raw`` holds the native values the target reads (its group-by and value fields), by
     field name; ``None`` stands for the whole native record (a first-seen alert embeds
-    it). A version 2 record carries ``raw`` in place of the native record.
+    it). A batch record carries ``raw`` in place of the native record.
 
     ``ecs_values`` holds what a field look-up gives in the ECS document for each field
     the target may read there (:data:`~detector.models.serialized.ABSENT` included); a
-    version 3 record carries them, so the correlate stage keeps the document unparsed.
+    batch record carries them, so the correlate stage keeps the document unparsed.
     ``raw_values`` holds the same for the whole native record (when ``raw`` is ``None``).
+
+    Immutable; a named tuple, as :class:`~detector.models.matches.Match`, because the
+    correlate stage builds one per decoded match.
     """
 
     target: str
@@ -95,7 +109,7 @@ class Watermark:
 
 @dataclass(frozen=True, slots=True)
 class MatchBatch:
-    """A version 2 record: routed matches of one partition, in routing order, and the
+    """A batch record: routed matches of one partition, in routing order, and the
     sending member's heartbeat (applied after them), if it sent one."""
 
     matches: tuple[RoutedMatch, ...]
@@ -193,83 +207,121 @@ def _heartbeat_doc(mark: Watermark) -> dict[str, Any]:
 
 
 def _json(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(value, default=_default)
+    except orjson.JSONEncodeError:
+        # a key that is not text (rare): the option that writes it as text costs half as
+        # much again on every document, so only here
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 class _Documents:
     """The ECS documents of one batch record, each once, and where each sits."""
 
-    __slots__ = ("blobs", "cache", "index")
+    __slots__ = ("blobs", "cache", "index", "size")
 
     def __init__(self, cache: dict[int, Any]) -> None:
         self.cache = cache
         self.index: dict[int, int] = {}
         self.blobs: list[bytes] = []
+        self.size = 0  # bytes of the blobs
 
     def position(self, ecs: Mapping[str, Any]) -> int:
         """The position of ``ecs`` among this record's documents (serialized once per
         batch, added once per record)."""
-        at = self.index.get(id(ecs))
+        key = id(ecs)
+        at = self.index.get(key)
         if at is None:
-            data = self.cache.get(id(ecs))
+            data = self.cache.get(key)
             if data is None:
-                if isinstance(ecs, SerializedDocument):
+                if type(ecs) is SerializedDocument:
                     data = ecs.data
                 else:
-                    data = self.cache[id(ecs)] = _json(ecs)
-            at = self.index[id(ecs)] = len(self.blobs)
+                    data = self.cache[key] = _json(ecs)
+            at = self.index[key] = len(self.blobs)
             self.blobs.append(data)
+            self.size += len(data)
         return at
 
     def drop(self, count: int) -> None:
         """Forget every document from position ``count`` on."""
         del self.blobs[count:]
         self.index = {k: at for k, at in self.index.items() if at < count}
+        self.size = sum(map(len, self.blobs))
 
 
-def _pairs(values: Mapping[str, Any] | None) -> list[list[Any]] | None:
+def _looked_up(values: Mapping[str, Any] | None) -> list[Any] | None:
+    """Looked-up values as ``[{name: value}, [names the document lacks]]``."""
     if values is None:
         return None
-    return [[name] if value is ABSENT else [name, value] for name, value in values.items()]
+    found: dict[str, Any] = {}
+    absent: list[str] = []
+    for name, value in values.items():
+        if value is ABSENT:
+            absent.append(name)
+        else:
+            found[name] = value
+    return [found, absent]
 
 
-def _compact(routed: RoutedMatch, documents: _Documents) -> bytes:
+def _row(routed: RoutedMatch, documents: _Documents) -> list[Any]:
     """One match of a batch record: ``[target, key, seq, rule id, selections, event id,
     time, family, product, service, ecs position, raw, topic, partition, offset, path,
     line, ecs values, native look-ups]``: raw the native values the rule reads or the
     position of the whole native record among the documents; the values as
-    ``[name, value]`` pairs, ``[name]`` for a field the document does not hold.
+    ``[{name: value}, [names the document lacks]]``.
     """
-    event = routed.match.event
+    match = routed.match
+    event = match.event
     origin = event.origin
     raw: Any = routed.raw
     if raw is None:
         raw = documents.position(event.raw)
-    return orjson.dumps(
-        [
-            routed.target,
-            routed.key,
-            routed.seq,
-            routed.match.rule.id,
-            routed.match.selections,
-            event.id,
-            event.timestamp,
-            event.family,
-            event.logsource.product,
-            event.logsource.service,
-            documents.position(event.ecs),
-            raw,
-            origin.topic,
-            origin.partition,
-            origin.offset,
-            origin.path,
-            origin.line,
-            _pairs(routed.ecs_values),
-            _pairs(routed.raw_values),
-        ],
-        default=_default,
-        option=orjson.OPT_NON_STR_KEYS,
-    )
+    logsource = event.logsource
+    return [
+        routed.target,
+        routed.key,
+        routed.seq,
+        match.rule.id,
+        match.selections,
+        event.id,
+        event.timestamp,
+        event.family,
+        logsource.product,
+        logsource.service,
+        documents.position(event.ecs),
+        raw,
+        origin.topic,
+        origin.partition,
+        origin.offset,
+        origin.path,
+        origin.line,
+        _looked_up(routed.ecs_values),
+        _looked_up(routed.raw_values),
+    ]
+
+
+def _cut(
+    matches: Sequence[RoutedMatch], cache: dict[int, Any], max_bytes: int
+) -> list[tuple[bytes, _Documents]]:
+    """``matches`` cut into records of at most ``max_bytes`` of JSON (a match above it
+    gets a record of its own): each record's matches, comma-separated, and documents."""
+    chunks: list[tuple[list[bytes], _Documents]] = [([], _Documents(cache))]
+    size = 0
+    for routed in matches:
+        items, docs = chunks[-1]
+        count, before = len(docs.blobs), docs.size
+        item = _json(_row(routed, docs))
+        if items and size + len(item) + docs.size - before > max_bytes:
+            docs.drop(count)  # this match starts the next record
+            before = 0
+            chunks.append(([], _Documents(cache)))
+            items, docs = chunks[-1]
+            item = _json(_row(routed, docs))
+            size = 0
+        items.append(item)
+        size += len(item) + 1 + docs.size - before
+    return [(b",".join(items), docs) for items, docs in chunks]
 
 
 def encode_batch(
@@ -279,29 +331,19 @@ def encode_batch(
     max_bytes: int = BATCH_BYTES,
     documents: dict[int, Any] | None = None,
 ) -> list[bytes]:
-    """Version 3 record values holding ``matches`` in order (at least one value; several
+    """Version 4 record values holding ``matches`` in order (at least one value; several
     when the JSON exceeds ``max_bytes``); the last one carries ``heartbeat``.
 
     ``documents`` (empty at first) lets calls for the matches of one batch share the
     serialized documents of their events; it must not outlive those events.
     """
     cache = {} if documents is None else documents
-    chunks: list[tuple[list[bytes], _Documents]] = [([], _Documents(cache))]
-    size = 0
-    for routed in matches:
-        items, docs = chunks[-1]
-        before = len(docs.blobs)
-        item = _compact(routed, docs)
-        added = sum(len(b) for b in docs.blobs[before:])
-        if items and size + len(item) + added > max_bytes:
-            docs.drop(before)  # this match starts the next record
-            chunks.append(([], _Documents(cache)))
-            items, docs = chunks[-1]
-            item = _compact(routed, docs)
-            added = sum(len(b) for b in docs.blobs)
-            size = 0
-        items.append(item)
-        size += len(item) + 1 + added
+    whole = _Documents(cache)
+    items = _json([_row(routed, whole) for routed in matches])[1:-1]  # one call: the usual
+    if len(items) + whole.size <= max_bytes or len(matches) < 2:
+        chunks = [(items, whole)]
+    else:
+        chunks = _cut(matches, cache, max_bytes)
     values = []
     for i, (items, docs) in enumerate(chunks):
         mark = heartbeat if i == len(chunks) - 1 and heartbeat is not None else None
@@ -311,67 +353,109 @@ def encode_batch(
                 "docs": [len(b) for b in docs.blobs],
             }
         )
-        head = head[:-1] + b',"matches":[' + b",".join(items) + b"]}"
+        head = head[:-1] + b',"matches":[' + items + b"]}"
         body = b"".join([len(head).to_bytes(4, "big"), head, *docs.blobs])
-        values.append(BATCH_MAGIC + zlib.compress(body, 1))
+        values.append(BATCH_MAGIC + deflate(body))
     return values
 
 
 @lru_cache(maxsize=4096)
 def _rule(rule_id: str) -> RuleInfo:
-    """The rule facts of a version 2 match: only its id (the engines key by it; alerts
+    """The rule facts of a batched match: only its id (the engines key by it; alerts
     take the stateful rule's own facts)."""
     return RuleInfo(id=rule_id, title=rule_id)
 
 
-def _batch_match(item: Any, docs: Sequence[bytes] | None) -> RoutedMatch:
-    """One match of a batch record; ``docs`` are a version 3 record's ECS documents
-    (``None``: version 2, the document is inline)."""
+# named tuples built from a tuple of their fields, without their Python ``__new__``
+_event = partial(tuple.__new__, Event)
+_match = partial(tuple.__new__, Match)
+_routed = partial(tuple.__new__, RoutedMatch)
+_NONE = type(None)
+_TEXT: frozenset[type] = frozenset({str})
+_INT: frozenset[type] = frozenset({int})
+_OPTIONAL_TEXT: frozenset[type] = frozenset({str, _NONE})
+_OPTIONAL_INT: frozenset[type] = frozenset({int, _NONE})
+_NUMBER: frozenset[type] = frozenset({int, float})
+_LIST: frozenset[type] = frozenset({list})
+_OBJECT: frozenset[type] = frozenset({dict})
+_OBJECT_OR_INT: frozenset[type] = frozenset({dict, int})
+
+
+def _only(values: Iterable[Any], types: frozenset[type], problem: str) -> None:
+    """Raise ``ValueError(problem)`` unless every value's type is one of ``types``."""
+    if not set(map(type, values)) <= types:
+        raise ValueError(problem)
+
+
+def _within(positions: Sequence[int], count: int, what: str) -> None:
+    if positions and (min(positions) < 0 or max(positions) >= count):
+        raise ValueError(f"event {what} must be the position of a document of the record")
+
+
+def _batch_matches(
+    items: list[Any], docs: Sequence[bytes] | None, values: Callable[[Any], Any]
+) -> tuple[RoutedMatch, ...]:
+    """The matches of a batch record, validated a field at a time across all of them;
+    ``docs`` are the record's documents (``None``: version 2, the documents are inline)
+    and ``values`` decodes its looked-up values (versions 3 and 4)."""
     size = 17 if docs is None else 19
-    if not isinstance(item, list) or len(item) != size:
+    if not all(type(item) is list and len(item) == size for item in items):
         raise ValueError(f"a batched match must be a list of {size} items")
-    target, key, seq, rule_id, selections, eid, ts, family, product, service = item[:10]
-    ecs, raw, topic, partition, offset, path, line = item[10:17]
-    if not isinstance(target, str) or not isinstance(key, str) or type(seq) is not int:
-        raise ValueError("target, key must be text and seq an integer")
-    if docs is not None:
-        if type(ecs) is not int or not 0 <= ecs < len(docs):
-            raise ValueError("event ecs must be the position of a document of the record")
-        ecs = SerializedDocument(docs[ecs], _values(item[17]))
-        if type(raw) is int:
-            if not 0 <= raw < len(docs):
-                raise ValueError("event raw must be the position of a document of the record")
-            raw = SerializedDocument(docs[raw], _values(item[18]))
-    elif not isinstance(ecs, dict):
-        raise ValueError("event ecs and raw must be objects and the rule id text")
-    if not isinstance(raw, dict | SerializedDocument) or not isinstance(rule_id, str):
-        raise ValueError("event ecs and raw must be objects and the rule id text")
-    if isinstance(ts, bool) or not isinstance(ts, int | float):
-        raise ValueError("event time must be a number")
-    for name, number in (("partition", partition), ("offset", offset), ("line", line)):
-        if number is not None and type(number) is not int:
-            raise ValueError(f"origin {name} must be an integer")
-    event = Event(
-        id=str(eid),
-        timestamp=float(ts),
-        family=str(family),
-        logsource=LogSource(str(product), str(service)),
-        # a SerializedDocument is a read-only mapping: only the stateful engines read it
-        ecs=cast(dict[str, Any], ecs),
-        raw=raw,
-        origin=Origin(
-            topic=None if topic is None else str(topic),
-            partition=partition,
-            offset=offset,
-            path=None if path is None else str(path),
-            line=line,
+    if not items:
+        return ()
+    columns = list(zip(*items, strict=True))
+    targets, keys, seqs, rules, selections, ids, times, families = columns[:8]
+    products, services, ecs, raws, topics, partitions, offsets, paths, lines = columns[8:17]
+    _only(targets + keys, _TEXT, "target, key must be text and seq an integer")
+    _only(seqs, _INT, "target, key must be text and seq an integer")
+    _only(rules, _TEXT, "the rule id must be text")
+    _only(selections, _LIST, "selections must be a list of text")
+    _only(chain.from_iterable(selections), _TEXT, "selections must be a list of text")
+    _only(times, _NUMBER, "event time must be a number")
+    _only(topics + paths, _OPTIONAL_TEXT, "origin topic and path must be text")
+    for name, numbers in (("partition", partitions), ("offset", offsets), ("line", lines)):
+        _only(numbers, _OPTIONAL_INT, f"origin {name} must be an integer")
+    if docs is None:
+        _only(ecs + raws, _OBJECT, "event ecs and raw must be objects")
+        documents: Sequence[Any] = ecs
+        natives: Sequence[Any] = raws
+    else:
+        _only(ecs, _INT, "event ecs must be the position of a document of the record")
+        _within(cast(Sequence[int], ecs), len(docs), "ecs")
+        _only(raws, _OBJECT_OR_INT, "event raw must be an object or a position")
+        _within([at for at in raws if type(at) is int], len(docs), "raw")
+        documents = list(
+            map(SerializedDocument, map(docs.__getitem__, ecs), map(values, columns[17]))
+        )
+        natives = [
+            SerializedDocument(docs[at], values(found)) if type(at) is int else at
+            for at, found in zip(raws, columns[18], strict=True)
+        ]
+    sources: dict[tuple[str, str], LogSource] = {}
+    logsources = [
+        sources.get(names) or sources.setdefault(names, LogSource(*names))
+        for names in zip(map(str, products), map(str, services), strict=True)
+    ]
+    origins = map(Origin, topics, partitions, offsets, paths, lines)
+    events = map(
+        _event,
+        zip(
+            map(str, ids),
+            map(float, times),
+            map(str, families),
+            logsources,
+            documents,
+            natives,
+            origins,
+            repeat(None),
         ),
     )
-    match = Match(rule=_rule(rule_id), event=event, selections=tuple(map(str, selections)))
-    return RoutedMatch(target, key, match, seq)
+    matches = map(_match, zip(map(_rule, rules), events, map(tuple, selections), strict=True))
+    fields = zip(targets, keys, matches, seqs, repeat(None), repeat(None), repeat(None))
+    return tuple(map(_routed, fields))
 
 
-def _values(pairs: Any) -> dict[str, Any] | None:
+def _pairs(pairs: Any) -> dict[str, Any] | None:
     """The looked-up values of a version 3 match (``[name, value]`` or ``[name]`` pairs)."""
     if pairs is None:
         return None
@@ -385,8 +469,24 @@ def _values(pairs: Any) -> dict[str, Any] | None:
     return values
 
 
+def _values(looked: Any) -> dict[str, Any] | None:
+    """The looked-up values of a version 4 match (``[{name: value}, [absent names]]``)."""
+    if looked is None:
+        return None
+    if type(looked) is not list or len(looked) != 2:
+        raise ValueError("looked-up values must be [{name: value}, [names]]")
+    found, absent = looked
+    if type(found) is not dict or type(absent) is not list:
+        raise ValueError("looked-up values must be [{name: value}, [names]]")
+    for name in absent:
+        if type(name) is not str:
+            raise ValueError("looked-up values must be [{name: value}, [names]]")
+        found[name] = ABSENT
+    return found
+
+
 def _documents(body: bytes, lengths: Any) -> list[bytes]:
-    """The ECS documents of a version 3 record: ``body`` cut at ``lengths``; each must
+    """The ECS documents of a version 3 or 4 record: ``body`` cut at ``lengths``; each must
     have the outline of a JSON object (it is parsed only when read)."""
     if not isinstance(lengths, list) or not all(type(n) is int and n >= 2 for n in lengths):
         raise ValueError("batch record document lengths must be integers of at least 2")
@@ -404,22 +504,28 @@ def _documents(body: bytes, lengths: Any) -> list[bytes]:
 
 
 def _decode_batch(value: bytes) -> MatchBatch:
-    v3 = value.startswith(BATCH_MAGIC)
+    magic, data = value[: len(BATCH_MAGIC)], value[len(BATCH_MAGIC) :]
     try:
-        body = zlib.decompress(value[len(BATCH_MAGIC) :])
-        size = int.from_bytes(body[:4], "big") if v3 else len(body)
-        if v3 and len(body) < 4 + size:
-            raise ValueError("batch record is shorter than its head")
-        doc = orjson.loads(body[4 : 4 + size] if v3 else body)
-    except zlib.error as exc:
+        if magic == BATCH_MAGIC:
+            body = inflate(data, MAX_INFLATED_BYTES)
+        else:
+            body = inflate_zlib(data, MAX_INFLATED_BYTES)
+    except ValueError as exc:
         raise ValueError(f"batch record does not decompress: {exc}") from exc
+    framed = magic != BATCH_MAGIC_V2  # versions 3 and 4: a head, then the documents
+    try:
+        size = int.from_bytes(body[:4], "big") if framed else len(body)
+        if framed and len(body) < 4 + size:
+            raise ValueError("batch record is shorter than its head")
+        doc = orjson.loads(body[4 : 4 + size] if framed else body)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"batch record holds invalid JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("matches"), list):
         raise ValueError("batch record must be an object with a list of matches")
-    docs = _documents(body[4 + size :], doc.get("docs")) if v3 else None
+    docs = _documents(body[4 + size :], doc.get("docs")) if framed else None
     try:
-        matches = tuple(_batch_match(item, docs) for item in doc["matches"])
+        values = _values if magic == BATCH_MAGIC else _pairs
+        matches = _batch_matches(doc["matches"], docs, values)
         mark = doc.get("heartbeat")
         heartbeat = None if mark is None else _watermark(mark)
     except (KeyError, TypeError) as exc:
@@ -438,19 +544,22 @@ def _watermark(doc: Any) -> Watermark:
     )
 
 
+_BATCH_MAGICS = frozenset({BATCH_MAGIC, BATCH_MAGIC_V3, BATCH_MAGIC_V2})
+
+
 def decode_matches_record(value: bytes | None) -> RoutedMatch | Watermark | MatchBatch:
-    """Decode one record of the matches topic (version 3, 2 or 1); raises ``ValueError`` when
-    it is not one."""
+    """Decode one record of the matches topic (version 4, 3, 2 or 1); raises ``ValueError``
+    when it is not one."""
     if not value:
         raise ValueError("empty record")
-    if value.startswith(BATCH_MAGIC) or value.startswith(BATCH_MAGIC_V2):
+    if value[: len(BATCH_MAGIC)] in _BATCH_MAGICS:
         return _decode_batch(value)
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("v") != CODEC_VERSION:
-        raise ValueError("not a matches-topic record of version 1, 2 or 3")
+        raise ValueError("not a matches-topic record of version 1, 2, 3 or 4")
     kind = doc.get("type")
     try:
         if kind == "watermark":

@@ -41,7 +41,8 @@ from detector.models import (
     encode_routed,
     encode_watermark,
 )
-from detector.models.codec import BATCH_MAGIC, BATCH_MAGIC_V2
+from detector.models.codec import BATCH_MAGIC, BATCH_MAGIC_V2, BATCH_MAGIC_V3
+from detector.models.compression import deflate, inflate
 from detector.models.serialized import ABSENT, SerializedDocument, json_default, plain
 from detector.sinks.matches import record_key
 from detector.state import Checkpoint, KafkaChangelogStore
@@ -555,12 +556,13 @@ async def test_matches_left_in_the_older_layout_are_applied_after_an_upgrade(
 
 
 def test_batched_matches_carry_what_their_rule_reads_and_garbage_is_rejected() -> None:
-    """A version 3 record round-trips its matches in order (target, key, seq, rule id,
+    """A version 4 record round-trips its matches in order (target, key, seq, rule id,
     event, origin) with the native values the router kept, the whole native record when
     the rule embeds it, the ECS document and the heartbeat; documents stay serialized until
     read, and the looked-up values answer field look-ups without a parse; a batch above
-    the size limit is cut into several records, only the last with the heartbeat; corrupt
-    or malformed batch records (versions 3 and 2) raise ValueError naming what is wrong."""
+    the size limit is cut into several records, only the last with the heartbeat; the
+    same matches in a version 3 or 2 record decode alike; corrupt or malformed batch
+    records (versions 4, 3 and 2) raise ValueError naming what is wrong."""
     ecs_values = {"user.name": "alice", "source.ip": ABSENT}
     slim = RoutedMatch(
         "corr-1", '["alice"]', _match({"k": "v", "blob": b"x"}), 3, {"k": "v"}, ecs_values
@@ -604,18 +606,36 @@ def test_batched_matches_carry_what_their_rule_reads_and_garbage_is_rejected() -
 
     def framed(doc: object, docs: bytes = b"", magic: bytes = BATCH_MAGIC) -> bytes:
         head = orjson.dumps(doc)
-        body = len(head).to_bytes(4, "big") + head + docs if magic == BATCH_MAGIC else head
-        return magic + zlib.compress(body)
+        if magic == BATCH_MAGIC_V2:
+            return magic + zlib.compress(head)
+        body = len(head).to_bytes(4, "big") + head + docs
+        return magic + (deflate(body) if magic == BATCH_MAGIC else zlib.compress(body))
 
-    body = zlib.decompress(value[len(BATCH_MAGIC) :])
+    body = inflate(value[len(BATCH_MAGIC) :], 1 << 20)
     size = int.from_bytes(body[:4], "big")
     head, docs = orjson.loads(body[4 : 4 + size]), body[4 + size :]
-    good = head["matches"][0]
+    good, other = head["matches"]
     lengths = head["docs"]
 
-    def v3(items: list[Any], sizes: list[int] = lengths, blobs: bytes = docs) -> bytes:
+    def v4(items: list[Any], sizes: list[int] = lengths, blobs: bytes = docs) -> bytes:
         return framed({"matches": items, "docs": sizes}, blobs)
 
+    def pairs(looked: list[Any] | None) -> list[list[Any]] | None:
+        """Looked-up values as version 3 wrote them."""
+        if looked is None:
+            return None
+        found, absent = looked
+        return [*([k, v] for k, v in found.items()), *([k] for k in absent)]
+
+    def v3(items: list[Any], sizes: list[int] = lengths, blobs: bytes = docs) -> bytes:
+        return framed({"matches": items, "docs": sizes}, blobs, BATCH_MAGIC_V3)
+
+    old3 = [[*item[:17], pairs(item[17]), pairs(item[18])] for item in (good, other)]
+    v3_batch = decode_matches_record(framed({**head, "matches": old3}, docs, BATCH_MAGIC_V3))
+    assert v3_batch == batch
+    assert [m.match.event.ecs.fields for m in cast(MatchBatch, v3_batch).matches] == [
+        m.match.event.ecs.fields for m in batch.matches
+    ]
     old = [*good[:10], {"user": {"name": "alice"}}, *good[11:17]]
     v2 = framed({"matches": [old]}, magic=BATCH_MAGIC_V2)
     (back,) = cast(MatchBatch, decode_matches_record(v2)).matches
@@ -626,14 +646,31 @@ def test_batched_matches_carry_what_their_rule_reads_and_garbage_is_rejected() -
         return framed({"matches": [item]}, magic=BATCH_MAGIC_V2)
 
     bad = {
-        BATCH_MAGIC + b"not zlib": "does not decompress",
+        BATCH_MAGIC + b"not zstd": "does not decompress",
+        BATCH_MAGIC + deflate(b"{}")[:-2]: "does not decompress",
+        BATCH_MAGIC + deflate(b"{}") + b"tail": "does not decompress",
+        BATCH_MAGIC_V3 + b"not zlib": "does not decompress",
+        BATCH_MAGIC_V3 + zlib.compress(b"{}")[:-3]: "truncated",
         BATCH_MAGIC_V2 + zlib.compress(b"{"): "invalid JSON",
+        BATCH_MAGIC + deflate(b"\x00\x00\x00\x09{}"): "shorter than its head",
         framed([]): "list of matches",
-        v3([good[:5]]): "19 items",
-        v3([[*good[:10], 99, *good[11:]]]): "position of a document",
-        v3([good], [lengths[0] + 1, *lengths[1:]]): "do not add up",
-        v3([good], [len(docs)], b"[" + docs[1:]): "not a JSON object",
-        v3([[*good[:17], [[1, 2]], None]]): "[name, value] pairs",
+        v4([good[:5]]): "19 items",
+        v4([[*good[:10], 99, *good[11:]]]): "position of a document",
+        v4([[*good[:10], -1, *good[11:]]]): "position of a document",
+        v4([[*good[:11], 7, *good[12:]]]): "position of a document",
+        v4([[*good[:11], "x", *good[12:]]]): "an object or a position",
+        v4([good], [lengths[0] + 1, *lengths[1:]]): "do not add up",
+        v4([good], [len(docs)], b"[" + docs[1:]): "not a JSON object",
+        v4([[*good[:17], [[1, 2]], None]]): "[{name: value}, [names]]",
+        v4([[*good[:17], [{}, [1]], None]]): "[{name: value}, [names]]",
+        v4([[1, *good[1:]]]): "target, key must be text",
+        v4([[*good[:2], 2.5, *good[3:]]]): "seq an integer",
+        v4([[*good[:3], None, *good[4:]]]): "rule id must be text",
+        v4([[*good[:4], [1], *good[5:]]]): "selections must be a list of text",
+        v4([[*good[:12], 5, *good[13:]]]): "topic and path must be text",
+        v4([good, [*good[:6], True, *good[7:]]]): "time must be a number",
+        v3([[*old3[0][:17], [[1, 2]], None]]): "[name, value] pairs",
+        v3([old3[0][:5]]): "19 items",
         v2_of(old[:5]): "17 items",
         v2_of([*old[:10], [], *old[11:]]): "must be objects",
         v2_of([*old[:6], "soon", *old[7:]]): "time must be a number",
