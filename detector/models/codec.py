@@ -367,6 +367,7 @@ def _rule(rule_id: str) -> RuleInfo:
 
 
 # named tuples built from a tuple of their fields, without their Python ``__new__``
+_origin = partial(tuple.__new__, Origin)
 _event = partial(tuple.__new__, Event)
 _match = partial(tuple.__new__, Match)
 _routed = partial(tuple.__new__, RoutedMatch)
@@ -436,7 +437,7 @@ def _batch_matches(
         sources.get(names) or sources.setdefault(names, LogSource(*names))
         for names in zip(map(str, products), map(str, services), strict=True)
     ]
-    origins = map(Origin, topics, partitions, offsets, paths, lines)
+    origins = map(_origin, zip(topics, partitions, offsets, paths, lines, strict=True))
     events = map(
         _event,
         zip(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 #: How a record's bytes are framed: JSON, Avro (Confluent wire format or single-object
 #: encoding), or ``auto`` (Avro told from JSON by its first bytes, 0x00 or 0xC3 0x01).
@@ -11,9 +11,14 @@ WireFormat = Literal["json", "avro", "auto"]
 WIRE_FORMATS: tuple[WireFormat, ...] = get_args(WireFormat)
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a record came from: a Kafka position or a file and line."""
+class Origin(NamedTuple):
+    """Where a record came from: a Kafka position or a file and line.
+
+    Immutable. A named tuple rather than a frozen dataclass, as
+    :class:`~detector.models.events.Event`: one is built per source record and per
+    routed match the correlate stage decodes, where a frozen dataclass's ``__init__``
+    cost several times as much (``bench/bench_codec.py``).
+    """
 
     topic: str | None = None
     partition: int | None = None
