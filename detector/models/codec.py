@@ -271,33 +271,27 @@ def _row(routed: RoutedMatch, documents: _Documents) -> list[Any]:
     position of the whole native record among the documents; the values as
     ``[{name: value}, [names the document lacks]]``.
     """
-    match = routed.match
-    event = match.event
-    origin = event.origin
-    raw: Any = routed.raw
-    if raw is None:
-        raw = documents.position(event.raw)
-    logsource = event.logsource
+    # named tuples all the way down: unpacked, not read a field at a time
+    target, key, match, seq, slim, ecs_values, raw_values = routed
+    rule, event, selections = match
+    eid, timestamp, family, logsource, ecs, native, origin, _ = event
+    raw = documents.position(native) if slim is None else slim
     return [
-        routed.target,
-        routed.key,
-        routed.seq,
-        match.rule.id,
-        match.selections,
-        event.id,
-        event.timestamp,
-        event.family,
+        target,
+        key,
+        seq,
+        rule.id,
+        selections,
+        eid,
+        timestamp,
+        family,
         logsource.product,
         logsource.service,
-        documents.position(event.ecs),
+        documents.position(ecs),
         raw,
-        origin.topic,
-        origin.partition,
-        origin.offset,
-        origin.path,
-        origin.line,
-        _looked_up(routed.ecs_values),
-        _looked_up(routed.raw_values),
+        *origin,
+        _looked_up(ecs_values),
+        _looked_up(raw_values),
     ]
 
 
