@@ -23,6 +23,8 @@ class HealthState:
     """What the endpoints report; the runner updates it."""
 
     ready: bool = False
+    #: False while a worker process of this ``detector run`` is not ready (``--workers``).
+    workers_ready: bool = True
     stall_after_seconds: float = 120.0
     last_progress: float = field(default_factory=time.monotonic)
 
@@ -54,7 +56,8 @@ class HealthServer:
                 result: Iterable[bytes] = metrics(environ, start_response)
                 return result
             if path in ("/healthz", "/readyz"):
-                ok = state.healthy if path == "/healthz" else state.ready and state.healthy
+                ready = state.ready and state.workers_ready
+                ok = state.healthy if path == "/healthz" else ready and state.healthy
                 start_response(
                     "200 OK" if ok else "503 Service Unavailable",
                     [("Content-Type", "text/plain")],

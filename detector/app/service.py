@@ -175,14 +175,18 @@ class Service:
     """
 
     def __init__(
-        self, settings: DetectorSettings, ruleset: RuleSet | None = None, stage: Stage = "all"
+        self,
+        settings: DetectorSettings,
+        ruleset: RuleSet | None = None,
+        stage: Stage = "all",
+        health: HealthState | None = None,
     ) -> None:
         if stage not in STAGES:
             raise ConfigError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
         self.settings = settings
         self.ruleset = ruleset or load_ruleset(settings)
         self.stage = stage
-        self.health = HealthState()
+        self.health = health or HealthState()
         self.runner: DetectStage | None = None
         self.correlator: CorrelateStage | None = None
         self._stages: list[HealthState] = []
@@ -365,10 +369,12 @@ async def serve(
     ruleset: RuleSet | None = None,
     stage: Stage = "all",
     on_stop: Callable[[], None] | None = None,
+    health: HealthState | None = None,
 ) -> None:
     """Run ``stage`` until SIGTERM/SIGINT, then drain, commit and close; ``on_stop`` is
-    called with the signal too (a supervisor stops its workers)."""
-    service = Service(settings, ruleset, stage)
+    called with the signal too (a supervisor stops its workers). ``health`` is what the
+    endpoint reports (a supervisor adds its workers' readiness to it)."""
+    service = Service(settings, ruleset, stage, health)
 
     def stop() -> None:
         service.stop()

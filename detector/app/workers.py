@@ -7,9 +7,10 @@ the same command. Each worker is a full member of the consumer groups, exactly a
 started by hand, so partitions, state and the streaming-equals-replay contract are
 those of n members; the supervisor only keeps the children running and stops them.
 
-Worker ``i`` serves its health endpoint on ``health.port + i`` (scrape each one). A
-child exits when its parent dies (``PR_SET_PDEATHSIG`` on Linux, a parent check
-elsewhere), so a killed member leaves no orphan consuming on its behalf.
+Worker ``i`` serves its health endpoint on ``health.port + i`` (scrape each one); worker
+0's ``/readyz`` answers ready only while every worker does. A child exits when its
+parent dies (``PR_SET_PDEATHSIG`` on Linux, a parent check elsewhere), so a killed
+member leaves no orphan consuming on its behalf.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+import httpx
 import structlog
 
+from detector.app.health import HealthState
 from detector.app.settings import DetectorSettings
 from detector.sinks.retry import backoff_delay
 
@@ -38,6 +41,8 @@ PARENT_ENV = "DETECTOR_WORKER_PARENT"
 STEADY_SECONDS = 60.0
 #: Seconds a stopping child may take to drain before it is killed.
 STOP_SECONDS = 60.0
+#: Seconds between readiness probes of the workers (and the probe's timeout).
+PROBE_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -69,11 +74,20 @@ async def _watch_parent(parent: int) -> None:
 
 
 class Supervisor:
-    """Keeps workers 1..n-1 running as child processes of ``command`` until :meth:`stop`."""
+    """Keeps workers 1..n-1 running as child processes of ``command`` until :meth:`stop`;
+    ``health.workers_ready`` says whether every one answers ready on its ``ports``."""
 
-    def __init__(self, command: Sequence[str], workers: int) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        workers: int,
+        health: HealthState | None = None,
+        ports: Sequence[int] = (),
+    ) -> None:
         self.command = list(command)
         self.workers = workers
+        self.health = health or HealthState()
+        self.ports = list(ports)
         self._stopping = asyncio.Event()
         self._children: dict[int, asyncio.subprocess.Process] = {}
 
@@ -90,6 +104,8 @@ class Supervisor:
             async with asyncio.TaskGroup() as tasks:
                 for index in range(1, self.workers):
                     tasks.create_task(self._keep(index))
+                if self.ports:
+                    tasks.create_task(self._probe())
         finally:
             self.stop()
             await self._reap()
@@ -111,6 +127,22 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
+    async def _probe(self) -> None:
+        """Mirror the workers' ``/readyz`` into ``health.workers_ready`` until stopped."""
+        self.health.workers_ready = False
+        async with httpx.AsyncClient(timeout=PROBE_SECONDS) as client:
+            while not self._stopping.is_set():
+                ready = True
+                for port in self.ports:
+                    try:
+                        answer = await client.get(f"http://127.0.0.1:{port}/readyz")
+                        ready = ready and answer.status_code == 200
+                    except httpx.HTTPError:
+                        ready = False
+                self.health.workers_ready = ready
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), PROBE_SECONDS)
+
     async def _reap(self) -> None:
         for index, child in self._children.items():
             try:
@@ -122,17 +154,22 @@ class Supervisor:
 
 
 async def supervise(
-    serve: Callable[[Callable[[], None]], Awaitable[None]],
+    serve: Callable[[Callable[[], None], HealthState], Awaitable[None]],
     command: Sequence[str],
+    settings: DetectorSettings,
     workers: int,
 ) -> None:
-    """Run ``serve`` (worker 0, given a hook called when it is asked to stop) beside
-    ``workers - 1`` child processes of ``command``; stopping worker 0 stops them all,
-    and worker 0 failing stops them too."""
-    supervisor = Supervisor(command, workers)
+    """Run ``serve`` (worker 0, given a hook called when it is asked to stop and the
+    health state its endpoint reports) beside ``workers - 1`` child processes of
+    ``command``; stopping worker 0 stops them all, and worker 0 failing stops them too.
+    Worker 0's ``/readyz`` answers ready only while every worker does."""
+    health = HealthState()
+    port = settings.health.port
+    ports = [port + i for i in range(1, workers)] if settings.health.enabled and port else []
+    supervisor = Supervisor(command, workers, health, ports)
     children = asyncio.create_task(supervisor.run())
     try:
-        await serve(supervisor.stop)
+        await serve(supervisor.stop, health)
     finally:
         supervisor.stop()
         await children

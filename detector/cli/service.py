@@ -57,7 +57,12 @@ def run_command(
         elif count > 1:
             command = [sys.executable, "-m", "detector", *sys.argv[1:]]
             asyncio.run(
-                supervise(lambda hook: serve(settings, stage=chosen, on_stop=hook), command, count)
+                supervise(
+                    lambda hook, health: serve(settings, stage=chosen, on_stop=hook, health=health),
+                    command,
+                    settings,
+                    count,
+                )
             )
         else:
             asyncio.run(serve(settings, stage=chosen))

@@ -198,8 +198,9 @@ def test_detector_run_workers_share_the_work_and_stop_with_their_supervisor(
 ) -> None:
     """``--workers 2`` runs two processes that each consume part of a 4-partition topic
     (health on the port and the next one), together index every alert once, and drain
-    and exit 0 on the supervisor's SIGTERM; a worker whose supervisor is killed with
-    SIGKILL stops too instead of consuming on as an orphan."""
+    and exit 0 on the supervisor's SIGTERM; the supervisor is ready only while its worker
+    is; a worker whose supervisor is killed with SIGKILL stops too instead of consuming
+    on as an orphan."""
     topic, index, port, env = _service_env(services, tmp_path)
     asyncio.run(_produce(services.kafka, topic, [], partitions=4))
 
@@ -226,6 +227,15 @@ def test_detector_run_workers_share_the_work_and_stop_with_their_supervisor(
         assert _records_consumed(port) + _records_consumed(port + 1) >= produced
         child = _worker_pid(port + 1)
         assert child != proc.pid
+        # the supervisor's readiness is every worker's: a frozen worker makes it unready
+        parent_ready = f"http://127.0.0.1:{port}/readyz"
+        _wait(lambda: httpx.get(parent_ready).status_code == 200)
+        os.kill(child, signal.SIGSTOP)
+        try:
+            _wait(lambda: httpx.get(parent_ready).status_code == 503, timeout=20)
+        finally:
+            os.kill(child, signal.SIGCONT)
+        _wait(lambda: httpx.get(parent_ready).status_code == 200, timeout=20)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=120)
