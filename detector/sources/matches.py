@@ -15,6 +15,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from detector.sources.kafka import GroupConsumer
 from detector.sources.kafkasecurity import KafkaSecurity
 
+#: How long the broker waits for a heartbeat before it gives the member's partitions to
+#: others: Kafka's own client default (aiokafka's is 10 s). aiokafka sends no heartbeat
+#: while the assignment callback runs, and the correlate stage restores state there, so
+#: a restore longer than this made the group take the partitions away when it finished,
+#: and the member restored them again, forever (a million first-seen terms take about
+#: 15 s to restore; ``bench/bench_latency.py``).
+SESSION_TIMEOUT_MS = 45_000
+
 
 class MatchesConsumer(GroupConsumer):
     """A manually committed consumer of one topic; the stage seeks and commits per partition."""
@@ -37,6 +45,7 @@ class MatchesConsumer(GroupConsumer):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=max_partition_fetch_bytes,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
             **(security or {}),
         )
         super().__init__(consumer)
