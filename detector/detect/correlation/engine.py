@@ -41,7 +41,7 @@ SNAPSHOT_VERSION = 1
 class _Partition:
     """State of one partition: its watermark source, groups per rule, close-time heap."""
 
-    __slots__ = ("changed", "counters", "groups", "heap", "max_time")
+    __slots__ = ("changed", "counters", "entries", "groups", "heap", "max_time")
 
     def __init__(self, rules: int) -> None:
         self.max_time = -math.inf
@@ -52,6 +52,9 @@ class _Partition:
         # skipped on pop (the group's first entry no longer gives that close time).
         self.heap: list[tuple[float, int, GroupKey]] = []
         self.counters: dict[str, list[int]] = {name: [0] * rules for name in COUNTERS}
+        # per rule, the entries held by its groups, kept up to date on every change: the
+        # stats are read every second, and summing a million groups took most of a core
+        self.entries = [0] * rules
         # per rule, the keys changed since the last :meth:`CorrelationEngine.changes`, in
         # the order of their last change; None: not tracked (replay keeps no changelog)
         self.changed: ChangedKeys[GroupKey] | None = None
@@ -231,6 +234,7 @@ class CorrelationEngine:
                 for key in groups:
                     part.touch(ci, key)
                 groups.clear()
+                part.entries[ci] = 0
             part.heap.clear()
         return alerts
 
@@ -288,11 +292,14 @@ class CorrelationEngine:
         entries = groups.get(key)
         if entries is None:
             if len(groups) >= self.max_groups_per_rule:
-                part.touch(ci, groups.popitem(last=False)[0])
+                evicted, dropped = groups.popitem(last=False)
+                part.touch(ci, evicted)
+                part.entries[ci] -= len(dropped)
                 counters["evictions"][ci] += 1
             entries = groups[key] = []
         else:
             groups.move_to_end(key)
+        held = len(entries)
         first = entries[0].time if entries else None
         if entries and entries[0].time < horizon:
             del entries[: bisect_left(entries, horizon, key=entry_time)]
@@ -306,6 +313,7 @@ class CorrelationEngine:
             if spec.early and index >= 0:
                 self._fire_early(part, ci, key, entries, index=index, alerts=alerts)
         part.touch(ci, key)
+        part.entries[ci] += len(entries) - held
         if not entries:
             del groups[key]
         elif not spec.early and entries[0].time != first:
@@ -377,6 +385,7 @@ class CorrelationEngine:
                 end = bisect_right(entries, entries[0].time + span, key=entry_time)
                 window = entries[:end]
                 del entries[:end]
+                part.entries[ci] -= end
                 ok, value = holds(spec, window)
                 if ok:
                     self._fire(part, ci, key, window, value=value, alerts=alerts)
@@ -398,6 +407,7 @@ class CorrelationEngine:
                 if entries and entries[-1].time >= horizon:
                     break
                 part.touch(ci, groups.popitem(last=False)[0])
+                part.entries[ci] -= len(entries)
                 part.counters["expired_groups"][ci] += 1
 
     def _fire(
@@ -435,7 +445,7 @@ class CorrelationEngine:
             groups = entries = 0
             for part in self._parts.values():
                 groups += len(part.groups[ci])
-                entries += sum(len(e) for e in part.groups[ci].values())
+                entries += part.entries[ci]
                 for name in COUNTERS:
                     totals[name] += part.counters[name][ci]
             rules[spec.info.id] = RuleStats(active_groups=groups, entries=entries, **totals)
@@ -505,6 +515,7 @@ class CorrelationEngine:
                     entries.append(Entry(float(t), int(ri), value, doc))
                 if entries:
                     groups[key] = entries
+                    part.entries[ci] += len(entries)
                     if not spec.early:
                         part.heap.append((entries[0].time + spec.timespan, ci, key))
         heapq.heapify(part.heap)
@@ -555,8 +566,9 @@ class CorrelationEngine:
         ci = self._index.get(rule_id)
         if ci is None:
             return
-        groups = self._partition(partition).groups[ci]
-        groups.pop(key, None)
+        part = self._partition(partition)
+        groups = part.groups[ci]
+        part.entries[ci] -= len(groups.pop(key, ()))
         if value is None:
             return
         refs = len(self.specs[ci].refs)
@@ -570,6 +582,7 @@ class CorrelationEngine:
             raise ValueError(f"invalid correlation group record: {exc}") from exc
         if entries:
             groups[key] = entries
+            part.entries[ci] += len(entries)
 
     def load_header(self, partition: int, header: Mapping[str, Any]) -> None:
         """Apply :meth:`header` output after the group records; rebuilds the close-time
