@@ -23,3 +23,19 @@ def tune_collector() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
+
+
+def freeze_restored_state() -> None:
+    """Move a freshly restored correlate state out of every later collection.
+
+    A partition's state is millions of small containers (a million open windows hold
+    about eight million: group lists, entries, evidence documents). They form no reference
+    cycles and live until their group closes, so walking them finds nothing, yet every
+    full collection of the oldest generation walked them all: a pause of seconds per
+    million windows, on the one thread that also serves the detect stage
+    (docs/runtime.md, "State at scale"). Frozen objects are still freed by reference
+    counting when their group goes; only a reference cycle among them would stay, and the
+    engines make none. Everything else built by then (clients, buffered matches) is frozen
+    with it, as :func:`tune_collector` does at start-up.
+    """
+    gc.freeze()

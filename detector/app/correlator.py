@@ -33,6 +33,7 @@ import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from detector.app.collector import freeze_restored_state
 from detector.app.health import HealthState
 from detector.app.metrics import (
     BATCH_SECONDS,
@@ -351,6 +352,8 @@ class CorrelateStage:
                 state.expect(expected, time.time())
                 self.states[partition] = state
                 self._set_baseline(partition, state)
+            if records:
+                freeze_restored_state()
             log.info(
                 "state_restored",
                 partitions=new,
