@@ -10,12 +10,15 @@ they parse once, and :func:`json_default` writes them back verbatim (an
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
 #: The value of a field a document does not hold (``None`` is a legitimate JSON value).
 ABSENT: Any = object()
+#: Shared by the documents without looked-up fields (a dict each would be 64 bytes).
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
 class SerializedDocument(Mapping[str, Any]):
@@ -32,7 +35,7 @@ class SerializedDocument(Mapping[str, Any]):
 
     def __init__(self, data: bytes, fields: Mapping[str, Any] | None = None) -> None:
         self.data = data
-        self.fields: Mapping[str, Any] = fields or {}
+        self.fields: Mapping[str, Any] = fields or _NO_FIELDS
         self._doc: dict[str, Any] | None = None
 
     def parsed(self) -> dict[str, Any]:

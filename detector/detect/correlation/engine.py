@@ -32,7 +32,7 @@ from detector.detect.correlation.stats import COUNTERS, EngineStats, RuleStats
 from detector.detect.correlation.window import Entry, entry_time, holds
 from detector.errors import RuleError, RuleLoadError
 from detector.models import Alert, Match
-from detector.models.serialized import json_default
+from detector.models.serialized import SerializedDocument, json_default
 
 GroupKey = tuple[str, ...]
 SNAPSHOT_VERSION = 1
@@ -512,7 +512,7 @@ class CorrelationEngine:
                 for t, ri, value, doc in raw_entries:
                     if not 0 <= int(ri) < len(spec.refs) or not isinstance(doc, dict):
                         raise ValueError("entry does not fit the loaded rule")
-                    entries.append(Entry(float(t), int(ri), value, doc))
+                    entries.append(Entry(float(t), int(ri), value, _kept(doc)))
                 if entries:
                     groups[key] = entries
                     part.entries[ci] += len(entries)
@@ -577,7 +577,7 @@ class CorrelationEngine:
             for t, ri, found, doc in orjson.loads(value):
                 if not 0 <= int(ri) < refs or not isinstance(doc, dict):
                     raise ValueError("entry does not fit the loaded rule")
-                entries.append(Entry(float(t), int(ri), found, doc))
+                entries.append(Entry(float(t), int(ri), found, _kept(doc)))
         except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
             raise ValueError(f"invalid correlation group record: {exc}") from exc
         if entries:
@@ -605,3 +605,11 @@ class CorrelationEngine:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _kept(doc: dict[str, Any]) -> SerializedDocument:
+    """A restored entry's evidence document, held serialized as live entries hold theirs:
+    a parsed ECS document takes several times its JSON's bytes, for every held entry,
+    while only the few an alert embeds are ever read. Copied to its exact size: orjson's
+    output keeps the capacity it wrote into (4 KiB at least)."""
+    return SerializedDocument(bytes(memoryview(orjson.dumps(doc))))
