@@ -55,19 +55,22 @@ def worker_settings(settings: DetectorSettings, index: int) -> DetectorSettings:
     return settings.model_copy(update={"health": health})
 
 
-def bind_to_parent(parent: int) -> None:
+def bind_to_parent(parent: int) -> bool:
     """End this worker with its supervisor: SIGTERM (a drained stop) when ``parent``
-    dies; exit at once when it is already gone."""
+    dies; exit at once when it is already gone. ``False`` when the kernel cannot send
+    that signal (not Linux), so the worker must watch its parent itself."""
+    bound = False
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            bound = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
     if os.getppid() != parent:
         raise SystemExit("detector run: the supervising process is gone")
+    return bound
 
 
 async def _watch_parent(parent: int) -> None:
-    """Where ``PR_SET_PDEATHSIG`` is missing: SIGTERM this worker once the parent is gone."""
+    """Where ``PR_SET_PDEATHSIG`` is not set: SIGTERM this worker once the parent is gone."""
     while os.getppid() == parent:  # noqa: ASYNC110 (no event tells a parent's death)
         await asyncio.sleep(1)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -118,6 +121,9 @@ class Supervisor:
             child = await asyncio.create_subprocess_exec(*self.command, env=env)
             self._children[index] = child
             log.info("worker_started", worker=index, pid=child.pid)
+            if self._stopping.is_set():  # stopped while it started: it missed the signal
+                child.send_signal(signal.SIGTERM)
+                return
             code = await child.wait()
             if self._stopping.is_set():
                 return
@@ -164,8 +170,8 @@ async def supervise(
     ``command``; stopping worker 0 stops them all, and worker 0 failing stops them too.
     Worker 0's ``/readyz`` answers ready only while every worker does."""
     health = HealthState()
-    port = settings.health.port
-    ports = [port + i for i in range(1, workers)] if settings.health.enabled and port else []
+    probed = settings.health.enabled and settings.health.port != 0
+    ports = [worker_settings(settings, i).health.port for i in range(1, workers)] if probed else []
     supervisor = Supervisor(command, workers, health, ports)
     children = asyncio.create_task(supervisor.run())
     try:
@@ -177,9 +183,7 @@ async def supervise(
 
 async def serve_worker(serve: Awaitable[None], parent: int) -> None:
     """Run ``serve`` as a worker of the supervisor ``parent``: it stops with it."""
-    bind_to_parent(parent)
-    linux = sys.platform.startswith("linux")
-    watcher = None if linux else asyncio.create_task(_watch_parent(parent))
+    watcher = None if bind_to_parent(parent) else asyncio.create_task(_watch_parent(parent))
     try:
         await serve
     finally:
