@@ -39,16 +39,10 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pipeline import BATCH, PARTITIONS, SETTINGS, workload
+from bench_pipeline import BATCH, PARTITIONS, detect_setup, workload
 
-from detector.app.collector import tune_collector
-from detector.app.logging import configure_logging
-from detector.app.service import build_detect_pipeline, load_ruleset
-from detector.app.settings import load_settings
 from detector.models import (
     MatchBatch,
-    Origin,
-    RawRecord,
     RoutedMatch,
     Watermark,
     decode_matches_record,
@@ -81,17 +75,7 @@ def baseline(revision: str) -> types.ModuleType:
 
 def batches(events: int) -> tuple[Any, Any, list[Batch]]:
     """The ruleset, router and batches of routed matches of ``events`` records."""
-    configure_logging("error")
-    topic = "bench"
-    settings = load_settings(SETTINGS, kafka={"topic_formats": {topic: {"source": "cloudtrail"}}})
-    ruleset = load_ruleset(settings)
-    pipeline = build_detect_pipeline(settings, ruleset)
-    tune_collector()
-    now_ms = int(time.time() * 1000)
-    records = [
-        RawRecord(v, Origin(topic, i % PARTITIONS, i // PARTITIONS), timestamp_ms=now_ms)
-        for i, v in enumerate(workload(events))
-    ]
+    ruleset, pipeline, records = detect_setup(workload(events))
     out: list[Batch] = []
     progress: dict[str, tuple[float | None, bool]] = {}
     for i in range(0, len(records), BATCH):

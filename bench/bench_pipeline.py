@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -439,24 +439,15 @@ async def latency(
 # -- cost model -------------------------------------------------------------------------
 
 
-def costs(values: list[bytes]) -> list[tuple[str, str]]:
-    """CPU seconds per event, per routed match and per checkpoint over ``values``, the
-    detect stage's and the correlate stage's code without Kafka (``detector run``'s
-    garbage-collector settings)."""
+def detect_setup(values: Iterable[bytes]) -> tuple[Any, Any, list[Any]]:
+    """The default pack's rule set, the detect stage's pipeline and ``values`` as source
+    records of a topic of ``PARTITIONS`` partitions, with ``detector run``'s logging and
+    garbage-collector settings: what the in-process measurements start from."""
     from detector.app.collector import tune_collector  # noqa: PLC0415
     from detector.app.logging import configure_logging  # noqa: PLC0415
     from detector.app.service import build_detect_pipeline, load_ruleset  # noqa: PLC0415
     from detector.app.settings import load_settings  # noqa: PLC0415
-    from detector.models import (  # noqa: PLC0415
-        MatchBatch,
-        Origin,
-        RawRecord,
-        Watermark,
-        decode_matches_record,
-        encode_batch,
-    )
-    from detector.sinks.matches import partition_for  # noqa: PLC0415
-    from detector.state.partition import EngineFactory, PartitionState  # noqa: PLC0415
+    from detector.models import Origin, RawRecord  # noqa: PLC0415
 
     configure_logging("error")
     topic = "bench"
@@ -469,6 +460,23 @@ def costs(values: list[bytes]) -> list[tuple[str, str]]:
         RawRecord(v, Origin(topic, i % PARTITIONS, i // PARTITIONS), timestamp_ms=now_ms)
         for i, v in enumerate(values)
     ]
+    return ruleset, pipeline, records
+
+
+def costs(values: list[bytes]) -> list[tuple[str, str]]:
+    """CPU seconds per event, per routed match and per checkpoint over ``values``, the
+    detect stage's and the correlate stage's code without Kafka (``detector run``'s
+    garbage-collector settings)."""
+    from detector.models import (  # noqa: PLC0415
+        MatchBatch,
+        Watermark,
+        decode_matches_record,
+        encode_batch,
+    )
+    from detector.sinks.matches import partition_for  # noqa: PLC0415
+    from detector.state.partition import EngineFactory, PartitionState  # noqa: PLC0415
+
+    ruleset, pipeline, records = detect_setup(values)
     clock = time.process_time
     started = clock()
     results = [pipeline.process(records[i : i + BATCH]) for i in range(0, len(records), BATCH)]
